@@ -1,0 +1,95 @@
+"""The model zoo: spiking networks built from a :class:`~h2learn.spec.NetworkSpec`.
+
+``build("cifar-vgg", num_classes=100)`` returns a :class:`SpikingNetwork`
+whose layers are exactly ``build_spec("cifar-vgg", num_classes=100).layers``,
+the same description the accelerator model reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from h2learn.snn.layers import build_layer
+from h2learn.spec import ZOO, NetworkSpec, SpecError, build_spec, model_names
+
+
+class SpikingNetwork(nn.Module):
+    """A spiking network over time-major tensors with a rate read-out.
+
+    Input: an analog image batch ``[B, *input_shape]`` (repeated over the
+    spec's ``T`` steps by the encoding layer) or time-major event frames
+    ``[T, B, *input_shape]``.  Output: the time-mean of the last layer,
+    ``[B, num_classes]`` (its spike rate when the last layer fires).
+    """
+
+    def __init__(self, spec: NetworkSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.layers = nn.ModuleList(build_layer(layer, spec.lif) for layer in spec.layers)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Bring the input to ``[T, B, *input_shape]``, checking its shape."""
+        shape = tuple(self.spec.input_shape)
+        if tuple(x.shape[-len(shape) :]) != shape or x.dim() not in (
+            len(shape) + 1,
+            len(shape) + 2,
+        ):
+            raise SpecError(
+                f"model {self.spec.name} expects input [B, {', '.join(map(str, shape))}] or "
+                f"[T, B, {', '.join(map(str, shape))}], got {list(x.shape)}; "
+                "pick the model matching the dataset or override input_shape"
+            )
+        if not x.is_floating_point():
+            x = x.float()
+        if x.dim() == len(shape) + 1:
+            return x.unsqueeze(0).expand(self.spec.time_steps, *x.shape)
+        return x
+
+    def forward(self, x: torch.Tensor, record: list[dict[str, Any]] | None = None) -> torch.Tensor:
+        """Return the rate read-out; with ``record``, append each layer's tensors to it.
+
+        Recorded per layer (time-major, autograd-connected so that ``.grad``
+        is filled by ``backward`` when ``retain_grad`` applies): ``input``,
+        ``output`` and, for weighted layers, ``current`` (what the neuron
+        receives).
+        """
+        outputs: list[torch.Tensor] = []
+        signal = self.encode(x)
+        for spec, layer in zip(self.spec.layers, self.layers, strict=True):
+            inp = signal if spec.source < 0 else outputs[spec.source]
+            residual = outputs[spec.residual] if spec.residual is not None else None
+            if record is not None and spec.weighted:
+                out, entry = self._recorded(layer, inp, residual)
+                record.append({"layer": spec.name, **entry})
+            else:
+                out = layer(inp, residual)
+            outputs.append(out)
+        return outputs[-1].mean(0)
+
+    @staticmethod
+    def _recorded(layer: nn.Module, inp: torch.Tensor, residual: torch.Tensor | None):
+        current = layer.current(inp)
+        if residual is not None:
+            current = current + residual
+        if current.requires_grad:
+            current.retain_grad()
+        out = layer.neuron(current) if layer.neuron is not None else current
+        if out.requires_grad and out is not current:
+            out.retain_grad()
+        return out, {"input": inp, "current": current, "output": out}
+
+
+def build(name: str, **overrides: Any) -> SpikingNetwork:
+    """Build zoo model ``name``; ``overrides`` as for :func:`h2learn.spec.build_spec`."""
+    return SpikingNetwork(build_spec(name, **overrides))
+
+
+def describe() -> list[tuple[str, str]]:
+    """``(name, description)`` of every zoo model."""
+    return [(name, ZOO[name][2]) for name in model_names()]
+
+
+__all__ = ["SpikingNetwork", "build", "describe", "model_names"]

@@ -1,0 +1,330 @@
+"""Trainer: epochs of BPTT, evaluation, metrics, atomic checkpoints, resume.
+
+Determinism: the model is initialised from ``seed`` and every epoch's
+shuffle comes from a generator seeded with ``(seed, epoch)``, so an
+interrupted run resumed from its last checkpoint ends with the same weights
+as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch.utils.data import DataLoader, TensorDataset
+
+from h2learn.errors import CheckpointError, H2LearnError, TrainingDiverged
+from h2learn.snn.data import dataset_info, load_dataset
+from h2learn.snn.models import SpikingNetwork, build
+from h2learn.spec import model_names
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.json"
+CHECKPOINT_VERSION = 1
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines a training run (saved in checkpoints and metrics)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    dataset: str = "digits"
+    model: str | None = None  # None: the dataset's default model
+    epochs: int = Field(30, ge=1)
+    time_steps: int | None = Field(None, ge=1)  # None: the model's default T
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    schedule: Literal["cosine", "constant"] = "cosine"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    loss: Literal["ce", "mse"] = "ce"
+    seed: int = 0
+    data_dir: str | None = None
+    limit_train: int | None = Field(None, ge=1)
+    limit_test: int | None = Field(None, ge=1)
+    alpha: float | None = None
+    v_th: float | None = None
+    reset_grad: bool = True
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str | None) -> str | None:
+        if value is not None and value not in model_names():
+            raise ValueError(f"unknown model {value!r}; choose one of: {', '.join(model_names())}")
+        return value
+
+    def resolved_model(self) -> str:
+        return self.model or dataset_info(self.dataset).default_model
+
+    def model_overrides(self) -> dict[str, Any]:
+        info = dataset_info(self.dataset)
+        overrides: dict[str, Any] = {
+            "num_classes": info.num_classes,
+            "input_shape": info.input_shape,
+            "batch_size": self.batch_size,
+            "reset_grad": self.reset_grad,
+        }
+        if self.time_steps is not None:
+            overrides["time_steps"] = self.time_steps
+        if self.alpha is not None:
+            overrides["alpha"] = self.alpha
+        if self.v_th is not None:
+            overrides["v_th"] = self.v_th
+        return overrides
+
+
+def build_model(config: TrainConfig) -> SpikingNetwork:
+    """The model the config describes, initialised from its seed."""
+    torch.manual_seed(config.seed)
+    return build(config.resolved_model(), **config.model_overrides())
+
+
+def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+
+def make_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine decay of the learning rate to 0 over the whole run, stepped every batch."""
+    if config.schedule == "cosine":
+        total = max(config.epochs * steps_per_epoch, 1)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def loss_fn(rate: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Cross-entropy on the rate read-out, or MSE of the rate to the one-hot target (STBP)."""
+    if kind == "ce":
+        return F.cross_entropy(rate, target)
+    return F.mse_loss(rate, F.one_hot(target, rate.shape[1]).to(rate.dtype))
+
+
+def to_time_major(x: torch.Tensor, model: SpikingNetwork) -> torch.Tensor:
+    """Event batches come batch-major ``[B, T, ...]``; the network wants ``[T, B, ...]``."""
+    if x.dim() == len(model.spec.input_shape) + 2:
+        return x.transpose(0, 1)
+    return x
+
+
+@torch.no_grad()
+def evaluate(model: SpikingNetwork, data: TensorDataset, batch_size: int = 256) -> float:
+    """Top-1 accuracy (a fraction) of ``model`` on ``data``."""
+    model.eval()
+    correct = 0
+    for x, y in DataLoader(data, batch_size=batch_size):
+        correct += (model(to_time_major(x, model)).argmax(1) == y).sum().item()
+    model.train()
+    return correct / max(len(data), 1)
+
+
+def atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
+    """Write a file through a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, lambda h: h.write(json.dumps(data, indent=2).encode()))
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    atomic_write_bytes(path, lambda h: torch.save(state, h))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`, with one-line errors."""
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; train first or drop --resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means corrupt
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}); "
+            "delete it and train again"
+        ) from None
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} is not an h2learn v{CHECKPOINT_VERSION} checkpoint; "
+            "re-create it with this version"
+        )
+    return state
+
+
+def load_model(path: Path) -> SpikingNetwork:
+    """Rebuild the trained model stored in a checkpoint."""
+    state = load_checkpoint(path)
+    model = build_model(TrainConfig(**state["config"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        raise CheckpointError(f"checkpoint {path} does not match its model") from None
+    return model
+
+
+ProgressHook = Callable[[int, int, int, float], None]  # epoch, step, steps, loss
+
+
+def train(
+    config: TrainConfig,
+    out_dir: Path,
+    resume: bool = False,
+    progress: ProgressHook | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[str, Any]:
+    """Train per ``config``, writing ``metrics.json`` and a checkpoint each epoch to ``out_dir``.
+
+    Returns the metrics dict.  With ``resume`` the run continues from
+    ``out_dir``'s checkpoint (whose config must match).
+    """
+    out_dir = Path(out_dir)
+    train_set = load_dataset(
+        config.dataset, "train", config.data_dir, _time_steps(config), config.limit_train
+    )
+    test_set = load_dataset(
+        config.dataset, "test", config.data_dir, _time_steps(config), config.limit_test
+    )
+    model = build_model(config)
+    optimizer = make_optimizer(config, model)
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    scheduler = make_scheduler(config, optimizer, steps_per_epoch)
+    history: list[dict[str, Any]] = []
+    start_epoch, elapsed = 0, 0.0
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+    if resume:
+        state = load_checkpoint(checkpoint_path)
+        if state["config"] != config.model_dump():
+            raise CheckpointError(
+                f"checkpoint {checkpoint_path} was made with different settings; "
+                "resume with the same options or use a new --out"
+            )
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError):
+            raise CheckpointError(
+                f"checkpoint {checkpoint_path} does not match its model"
+            ) from None
+        start_epoch, history, elapsed = state["epoch"] + 1, state["history"], state["train_seconds"]
+        log(f"resuming after epoch {state['epoch'] + 1} of {config.epochs}")
+    elif checkpoint_path.exists():
+        raise H2LearnError(
+            f"{out_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
+
+    for epoch in range(start_epoch, config.epochs):
+        began = time.perf_counter()
+        train_loss, train_acc = _train_epoch(
+            model, optimizer, scheduler, train_set, config, epoch, progress
+        )
+        seconds = time.perf_counter() - began
+        elapsed += seconds
+        test_acc = evaluate(model, test_set)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "train_accuracy": train_acc,
+                "test_accuracy": test_acc,
+                "seconds": seconds,
+            }
+        )
+        log(
+            f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, "
+            f"train {train_acc:.2%}, test {test_acc:.2%} ({seconds:.1f} s)"
+        )
+        save_checkpoint(
+            checkpoint_path,
+            {
+                "version": CHECKPOINT_VERSION,
+                "config": config.model_dump(),
+                "spec": model.spec.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "train_seconds": elapsed,
+            },
+        )
+        metrics = _metrics(config, model, history, elapsed)
+        atomic_write_json(out_dir / METRICS_NAME, metrics)
+    if start_epoch >= config.epochs:
+        metrics = _metrics(config, model, history, elapsed)
+    return metrics
+
+
+def _time_steps(config: TrainConfig) -> int:
+    if config.time_steps is not None:
+        return config.time_steps
+    from h2learn.spec import build_spec
+
+    return build_spec(config.resolved_model()).time_steps
+
+
+def _metrics(config: TrainConfig, model: SpikingNetwork, history, elapsed: float) -> dict[str, Any]:
+    return {
+        "dataset": config.dataset,
+        "model": config.resolved_model(),
+        "time_steps": model.spec.time_steps,
+        "test_accuracy": history[-1]["test_accuracy"] if history else None,
+        "best_test_accuracy": max((h["test_accuracy"] for h in history), default=None),
+        "train_seconds": elapsed,
+        "epochs": len(history),
+        "history": history,
+        "config": config.model_dump(),
+    }
+
+
+def _train_epoch(model, optimizer, scheduler, data, config: TrainConfig, epoch: int, progress):
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, generator=generator)
+    total_loss, correct, seen = 0.0, 0, 0
+    steps = len(loader)
+    for step, (x, y) in enumerate(loader):
+        rate = model(to_time_major(x, model))
+        loss = loss_fn(rate, y, config.loss)
+        if not math.isfinite(loss.item()):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                "lower --lr or check the input data (the last good checkpoint is kept)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise TrainingDiverged(
+                f"weights became non-finite at epoch {epoch + 1}, step {step + 1}; lower --lr"
+            )
+        total_loss += loss.item() * len(y)
+        correct += (rate.argmax(1) == y).sum().item()
+        seen += len(y)
+        if progress is not None:
+            progress(epoch, step + 1, steps, loss.item())
+    return total_loss / seen, correct / seen
