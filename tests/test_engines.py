@@ -951,3 +951,32 @@ def test_loss_unit_matches_autograd() -> None:
     mse = loss_unit(spikes_out.detach(), targets, kind="mse", fmt="float64")
     expected = F.mse_loss(spikes_out.mean(0), F.one_hot(targets, 10).double())
     assert mse.output.item() == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_update_partial_sums_keep_float32_error_small_on_long_sums() -> None:
+    """Blocked partial sums: ~1e5 points in float32 stay within 1e-5 of float64."""
+    layer = fc_layer(6, 4)
+    inputs = spikes(layer, 8, 4096, 0.5, seed=3)
+    grad = randn((8, 4096, 4), seed=4)
+    exact = update_engine(grad, inputs, layer, k=4, fmt="float64").output
+    blocked = update_engine(grad.float(), inputs, layer, k=4, fmt="float32").output
+    sequential = update_engine(
+        grad.float(), inputs, layer, k=4, fmt="float32", partial_sum_groups=None
+    ).output
+    assert relative_error(blocked.double(), exact) <= 1e-5
+    assert relative_error(blocked.double(), exact) < relative_error(sequential.double(), exact)
+    for entries in (2**k * 4 * 3 for k in (4,)):
+        chunked = update_engine(grad.float(), inputs, layer, k=4, table_chunk_entries=entries)
+        assert torch.equal(chunked.output, blocked)
+
+
+def test_update_partial_sum_adds_are_counted() -> None:
+    layer = fc_layer(5, 3)
+    inputs = spikes(layer, 2, 100, 0.5, seed=1)  # 200 points, k=4: 50 groups
+    grad = randn((2, 100, 3), seed=2)
+    counts = update_engine(grad, inputs, layer, k=4, partial_sum_groups=16).counts
+    assert counts["partial_sum_adds"] == 4 * 5 * 3  # ceil(50 / 16) blocks per dW word
+    assert (
+        update_engine(grad, inputs, layer, k=4, partial_sum_groups=None).counts["partial_sum_adds"]
+        == 0
+    )

@@ -6,6 +6,7 @@ never a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -157,23 +158,133 @@ def demo(
     )
 
 
+@app.command()
+def trace(
+    model: str | None = typer.Option(None, help="zoo model (default: the dataset's)"),
+    dataset: str = typer.Option("digits", help="dataset, or 'synthetic' for random inputs"),
+    checkpoint: Path | None = typer.Option(None, help="record a trained model's iteration"),
+    batch_size: int = typer.Option(16, help="samples in the recorded mini-batch"),
+    time_steps: int | None = typer.Option(None, "--time-steps", "-T", help="time steps T"),
+    seed: int = typer.Option(0, help="random seed (fresh models and synthetic data)"),
+    data_dir: str | None = typer.Option(None, help="folder holding the dataset files"),
+    out_file: Path = typer.Option(Path("runs/trace.h2t"), "--out", help="trace file to write"),
+) -> None:
+    """Record one training iteration (every layer and time step) to a trace file."""
+    from h2learn.workload.record import record_from_dataset
+
+    with console.status("recording one training iteration"):
+        recorded = record_from_dataset(
+            model, dataset, checkpoint, batch_size, seed, data_dir, time_steps
+        )
+    with console.status(f"writing {out_file}"):
+        recorded.save(out_file)
+    size_mb = out_file.stat().st_size / 2**20
+    out.print(
+        f"trace of {recorded.spec.name} (T={recorded.time_steps}, batch {recorded.batch_size}, "
+        f"loss {recorded.meta['loss_value']:.4f}) written to {out_file} ({size_mb:.1f} MiB)"
+    )
+
+
+@app.command()
+def stats(
+    trace_file: Path = typer.Argument(..., help="trace file"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """Per-layer, per-time-step densities of spikes, masks and gradients in a trace."""
+    from h2learn.workload.stats import trace_stats
+    from h2learn.workload.trace import Trace
+
+    result = trace_stats(Trace.load(trace_file))
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    table = Table(
+        "layer", "input", "spikes o", "mask", "du", "du at psum", "lower mask", "du per step"
+    )
+    for layer in result["layers"]:
+
+        def cell(key: str, layer=layer) -> str:
+            return f"{layer[key]:.3f}" if key in layer else "-"
+
+        per_step = " ".join(f"{v:.2f}" for v in layer["du_per_step"])
+        table.add_row(
+            layer["layer"],
+            cell("input"),
+            cell("spikes"),
+            cell("mask"),
+            cell("du"),
+            cell("lower_mask"),
+            per_step,
+        )
+    out.print(f"{result['model']}: T={result['time_steps']}, batch {result['batch_size']}")
+    out.print(table)
+
+
+@app.command()
+def verify(
+    trace_file: Path = typer.Option(..., "--trace", help="trace file"),
+    k: int = typer.Option(4, "--k", help="LUT group size"),
+    number_format: str = typer.Option(
+        "float32", "--format", help="float32, float16, bfloat16, float64 or fixed<I>.<F>"
+    ),
+    skip_zero_patterns: bool = typer.Option(False, help="skip all-zero LUT patterns"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Run all engines over a trace: errors against its tensors and event counts."""
+    from h2learn.arch.numerics import as_format
+    from h2learn.arch.verify import verify_trace
+    from h2learn.workload.trace import Trace
+
+    as_format(number_format)
+    if k < 1:
+        raise H2LearnError(f"--k {k}: the LUT group size must be at least 1")
+    loaded = Trace.load(trace_file)
+    with Progress(*_PROGRESS_COLUMNS, console=console, transient=True) as progress:
+        task = progress.add_task("verify", total=len(loaded.layers), what="")
+
+        def step(name: str) -> None:
+            progress.update(task, advance=0 if name == loaded.layers[0].spec.name else 1, what=name)
+
+        result = verify_trace(loaded, k, number_format, skip_zero_patterns, step)
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    table = Table("layer", "forward err", "backward err", "update err", "LIF u err", "LIF du err")
+    for layer in result["layers"]:
+
+        def cell(key: str, layer=layer) -> str:
+            return f"{layer[key]:.1e}" if key in layer else "-"
+
+        table.add_row(
+            layer["layer"],
+            cell("forward_err"),
+            cell("backward_err"),
+            cell("update_err"),
+            cell("lif_u_err"),
+            cell("lif_du_err"),
+        )
+    out.print(table)
+    out.print(f"max error {result['max_err']:.2e} ({number_format}, k={k})")
+
+
+_PROGRESS_COLUMNS = (
+    TextColumn("[bold]{task.description} {task.fields[what]}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    TimeElapsedColumn(),
+)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     try:
-        app(standalone_mode=False)
+        app()
     except H2LearnError as exc:
         fail(str(exc))
     except ValidationError as exc:
         fail(_validation_message(exc))
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         fail("interrupted; finished epochs are checkpointed (continue with --resume)", 130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -49,7 +49,10 @@ LUT_COUNT_KEYS: tuple[str, ...] = (
     "multiplies",  # real multiplications (dense fallback only)
 )
 FORWARD_COUNT_KEYS: tuple[str, ...] = LUT_COUNT_KEYS + ("weight_reads",)
-UPDATE_COUNT_KEYS: tuple[str, ...] = LUT_COUNT_KEYS + ("grad_reads",)
+UPDATE_COUNT_KEYS: tuple[str, ...] = LUT_COUNT_KEYS + (
+    "grad_reads",
+    "partial_sum_adds",  # partial dW sums (one per block of point groups) merged into dW
+)
 BACKWARD_COUNT_KEYS: tuple[str, ...] = (
     "macs_done",  # multiply-accumulates performed
     "macs_dense",  # multiply-accumulates of the dense transposed product

@@ -1,0 +1,299 @@
+"""The V100 baseline: hand-checkable kernel counts, roofline and power properties, measured mode."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from h2learn.baselines import (
+    FUSED_LIF,
+    PYTORCH_EAGER,
+    V100,
+    GPUModelError,
+    GPUSpec,
+    Kernel,
+    gpu_measure,
+    kernel_cost,
+    measure_training_step,
+    training_step_kernels,
+    v100_training_step,
+)
+from h2learn.baselines.gpu import arithmetic_floor_fp32_flop_energy_pj
+from h2learn.errors import H2LearnError
+from h2learn.spec import FC, Conv, build_spec, expand
+
+
+def two_fc(batch: int = 8, steps: int = 3, hidden: int = 32, reset_grad: bool = True):
+    """input 64 -> fc1 (hidden, fires) -> fc2 (10, current read-out)."""
+    from h2learn.spec import LIFParams
+
+    return expand(
+        "two-fc",
+        (64,),
+        10,
+        [FC(hidden), FC(10, fires=False)],
+        time_steps=steps,
+        batch_size=batch,
+        lif=LIFParams(reset_grad=reset_grad),
+    )
+
+
+def rows(result, layer: str, kernel: str):
+    return [k for k in result.kernels if k.layer == layer and k.kernel == kernel]
+
+
+# -- hand-checkable cases -----------------------------------------------------------------------
+
+
+def test_fc_gemm_flops_are_2btio_for_forward_dgrad_and_wgrad():
+    batch, steps = 8, 3
+    result = v100_training_step(two_fc(batch, steps))
+    expected = 2 * batch * steps * 32 * 10
+    for name in ("fc_forward", "fc_dgrad", "fc_wgrad"):
+        (row,) = rows(result, "fc2", name)
+        assert row.flops == expected
+    (fwd,) = rows(result, "fc1", "fc_forward")
+    (wgrad,) = rows(result, "fc1", "fc_wgrad")
+    assert fwd.flops == wgrad.flops == 2 * batch * steps * 64 * 32
+
+
+def test_encoding_layer_has_no_input_gradient():
+    result = v100_training_step(two_fc())
+    assert rows(result, "fc1", "fc_dgrad") == []
+    assert len(rows(result, "fc2", "fc_dgrad")) == 1
+
+
+def test_gemm_bytes_are_the_minimum_traffic():
+    batch, steps = 8, 3
+    result = v100_training_step(two_fc(batch, steps))
+    (row,) = rows(result, "fc2", "fc_forward")
+    n = batch * steps
+    assert row.bytes == 4 * (n * 32 + 32 * 10 + n * 10)
+
+
+def test_lif_kernels_follow_the_per_step_loop():
+    steps = 5
+    kernels = training_step_kernels(two_fc(steps=steps))
+    fc1 = [k for k in kernels if k.layer == "fc1"]
+    forward_steps = [k for k in fc1 if k.kernel in ("lif_mul_decay", "lif_add_input")]
+    assert all(k.launches == steps - 1 for k in forward_steps)
+    (backward_step,) = [k for k in fc1 if k.kernel == "lif_addcmul_carry"]
+    assert backward_step.launches == steps - 1
+    assert PYTORCH_EAGER.lif_forward_kernels_per_step == 4
+    assert PYTORCH_EAGER.lif_backward_kernels_per_step == 1
+
+
+def test_fused_lif_launches_one_kernel_per_layer_and_direction():
+    eager = v100_training_step(two_fc(steps=6))
+    fused = v100_training_step(two_fc(steps=6), implementation=FUSED_LIF)
+    fused_lif = [k for k in fused.kernels if k.kernel.startswith("lif_")]
+    assert sum(k.launches for k in fused_lif) == 2
+    assert fused.launches < eager.launches
+    assert fused.seconds < eager.seconds
+
+
+def test_compute_heavy_conv_is_compute_bound_and_lif_steps_are_memory_bound():
+    result = v100_training_step(build_spec("cifar-vgg"))
+    (conv,) = rows(result, "conv2", "conv_forward")
+    assert conv.bound == "compute"
+    (lif,) = rows(result, "conv2", "lif_add_input")
+    assert lif.bound == "memory"
+
+
+def test_roofline_time_of_a_single_kernel():
+    gemm = Kernel("x", "forward", "gemm", "gemm", flops=1e12, bytes=1e6)
+    cost = kernel_cost(gemm, V100, "float32")
+    rate = V100.peak_fp32_flops * V100.gemm_efficiency_cuda_cores
+    assert cost.bound == "compute"
+    assert cost.seconds == pytest.approx(1e12 / rate + V100.launch_overhead_seconds)
+    stream = Kernel("x", "forward", "copy", "elementwise", flops=1e6, bytes=1e9)
+    cost = kernel_cost(stream, V100, "float32")
+    bandwidth = V100.dram_bandwidth_bytes_per_s * V100.dram_bandwidth_efficiency
+    assert cost.bound == "memory"
+    assert cost.seconds == pytest.approx(1e9 / bandwidth + V100.launch_overhead_seconds)
+
+
+def test_launch_overhead_is_counted_once_per_kernel_launch():
+    spec = build_spec("fmnist-conv")
+    base = v100_training_step(spec)
+    slower = v100_training_step(spec, gpu=V100.replace(launch_overhead_seconds=15e-6))
+    assert slower.seconds - base.seconds == pytest.approx(base.launches * 10e-6)
+    roofline = sum(max(k.compute_seconds, k.memory_seconds) for k in base.kernels)
+    assert base.seconds == pytest.approx(roofline + base.launches * V100.launch_overhead_seconds)
+    repeated = Kernel("x", "forward", "k", "elementwise", flops=0, bytes=0, launches=7)
+    assert kernel_cost(repeated, V100, "float32").seconds == pytest.approx(
+        7 * V100.launch_overhead_seconds
+    )
+
+
+def test_aggregations_add_up_to_the_totals():
+    result = v100_training_step(build_spec("dvs-cifar10"))
+    for groups in (result.by_layer(), result.by_phase(), result.by_layer_phase()):
+        assert sum(g["seconds"] for g in groups.values()) == pytest.approx(result.seconds)
+        assert sum(g["energy_j"] for g in groups.values()) == pytest.approx(result.energy_j)
+    assert set(result.by_phase()) == {"forward", "backward", "weight_gradient", "optimizer"}
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["totals"]["area_mm2"] == 815
+    assert len(data["kernels"]) == len(result.kernels)
+
+
+def test_reset_grad_off_changes_the_lif_kernels():
+    on = training_step_kernels(two_fc(reset_grad=True))
+    off = training_step_kernels(two_fc(reset_grad=False))
+    assert any(k.kernel == "lif_carry_addcmul_reset" for k in on)
+    assert not any(k.kernel == "lif_carry_addcmul_reset" for k in off)
+    assert any(k.kernel == "lif_add_spike_bit" for k in off)
+
+
+def test_residual_network_accumulates_gradients():
+    spec = expand(
+        "res",
+        (4, 8, 8),
+        10,
+        [Conv(8), Conv(8), Conv(8, source=1, residual=0), FC(10, fires=False)],
+        time_steps=2,
+        batch_size=2,
+    )
+    result = v100_training_step(spec)
+    assert rows(result, "conv1", "grad_accumulate")
+    assert rows(result, "conv3", "residual_add")
+
+
+# -- properties -----------------------------------------------------------------------------------
+
+
+def test_doubling_the_batch_roughly_doubles_time_and_energy_for_large_layers():
+    small = v100_training_step(build_spec("cifar-vgg", batch_size=64))
+    large = v100_training_step(build_spec("cifar-vgg", batch_size=128))
+    assert 1.8 < large.seconds / small.seconds < 2.05
+    assert 1.8 < large.energy_j / small.energy_j < 2.05
+
+
+def test_more_time_steps_take_longer():
+    times = [v100_training_step(build_spec("dvs-gesture", time_steps=t)).seconds for t in (2, 4, 8)]
+    assert times[0] < times[1] < times[2]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batch=st.integers(1, 64),
+    steps=st.integers(1, 12),
+    hidden=st.integers(1, 512),
+    dtype=st.sampled_from(["float16", "float32", "float64"]),
+)
+def test_energy_is_at_least_static_power_times_time_and_power_at_most_tdp(
+    batch, steps, hidden, dtype
+):
+    result = v100_training_step(two_fc(batch, steps, hidden), dtype=dtype)
+    assert result.energy_j >= V100.static_power_w * result.seconds * (1 - 1e-12)
+    assert result.power_w <= V100.tdp_w * (1 + 1e-12)
+    assert result.seconds >= result.compute_floor_seconds
+    for k in result.kernels:
+        assert k.energy_j <= V100.tdp_w * k.seconds * (1 + 1e-12)
+
+
+def test_cifar_vgg_step_time_lies_between_the_compute_floor_and_100x_it():
+    # Floor: every FLOP at the datasheet peak with no memory traffic or launch cost.
+    # 100x the floor would mean the GPU idles 99% of the step, which a step of large
+    # convolutions on the merged T*B batch cannot do; the modelled step must lie between.
+    result = v100_training_step(build_spec("cifar-vgg"))  # T=6, batch 16
+    floor = result.flops / V100.peak_fp32_flops
+    assert floor == pytest.approx(result.compute_floor_seconds)
+    assert floor < result.seconds < 100 * floor
+    assert 0.3 * V100.tdp_w < result.power_w <= V100.tdp_w
+
+
+def test_float16_uses_tensor_cores_and_is_faster():
+    spec = build_spec("cifar-vgg")
+    assert v100_training_step(spec, dtype="float16").seconds < v100_training_step(spec).seconds
+
+
+def test_derived_flop_energy_lies_far_above_the_arithmetic_floor():
+    derived = V100.flop_energy_pj("gemm", "float32")
+    assert derived == pytest.approx(
+        (V100.tdp_w - V100.static_power_w) / V100.peak_fp32_flops * 1e12
+    )
+    assert 0.2 < arithmetic_floor_fp32_flop_energy_pj() < 0.5
+    assert derived > 10 * arithmetic_floor_fp32_flop_energy_pj()
+    assert V100.replace(fp32_flop_energy_pj=5.0).flop_energy_pj("gemm", "float32") == 5.0
+
+
+def test_v100_preset_is_self_consistent_and_every_field_has_a_source():
+    peak = V100.sm_count * 64 * 2 * V100.boost_clock_hz
+    assert peak == pytest.approx(V100.peak_fp32_flops, rel=0.01)
+    assert V100.die_area_mm2 == 815
+    for name, source in GPUSpec.sources().items():
+        assert source, f"{name} has no source"
+
+
+# -- bad inputs -----------------------------------------------------------------------------------
+
+
+def one_line(exc: BaseException) -> bool:
+    return "\n" not in str(exc) and isinstance(exc, H2LearnError)
+
+
+def test_unknown_dtype_is_a_one_line_error():
+    with pytest.raises(GPUModelError) as info:
+        v100_training_step(two_fc(), dtype="int8")
+    assert one_line(info.value) and "float32" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"peak_fp32_flops": 0},
+        {"dram_bandwidth_bytes_per_s": -1.0},
+        {"tdp_w": float("nan")},
+        {"gemm_efficiency_cuda_cores": 1.5},
+        {"static_power_w": 400.0},
+        {"launch_overhead_seconds": -1e-6},
+        {"no_such_field": 1},
+        {"name": " "},
+        {"tdp_w": None},
+    ],
+)
+def test_invalid_gpu_fields_are_one_line_errors(changes):
+    with pytest.raises(GPUModelError) as info:
+        V100.replace(**changes)
+    assert one_line(info.value)
+
+
+def test_non_spec_input_is_a_one_line_error():
+    with pytest.raises(GPUModelError) as info:
+        v100_training_step("cifar-vgg")  # type: ignore[arg-type]
+    assert one_line(info.value)
+
+
+# -- measured mode ---------------------------------------------------------------------------------
+
+
+def test_measured_mode_without_a_gpu_returns_none(monkeypatch, caplog):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level("WARNING"):
+        assert measure_training_step("digits-mlp", batch_size=4, steps=1, warmup=0) is None
+    assert "CUDA" in caplog.text
+
+
+def test_measured_mode_rejects_bad_arguments_in_one_line():
+    with pytest.raises(H2LearnError) as info:
+        measure_training_step("digits-mlp", batch_size=0)
+    assert one_line(info.value)
+    with pytest.raises(H2LearnError):
+        measure_training_step("no-such-model", batch_size=4)
+
+
+def test_measure_command_prints_json_without_a_gpu(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_measure.main(["--model", "digits-mlp", "--batch-size", "4"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["available"] is False and data["reason"]
+    assert math.isfinite(data["modelled_v100"]["seconds"])
