@@ -15,7 +15,8 @@ Layers run in list order.  Each layer reads the output of ``source`` (an
 index into the layer list; ``-1`` means the network input) and, optionally,
 adds the output of layer ``residual`` to its current before firing (spiking
 ResNet shortcuts).  ``fires`` says whether the layer ends in a LIF neuron; the
-last layer of a classifier normally fires and is read out as a spike rate.
+last layer of a zoo classifier integrates without firing by default and its
+time-mean current is the read-out (``readout="spike"`` makes it fire).
 """
 
 from __future__ import annotations
