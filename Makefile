@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean setup
+.PHONY: demo test lint bench clean setup browser
 
 setup: $(STAMP)
 
@@ -18,7 +18,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/h2learn demo
 
-test: $(STAMP)
+# The report's browser test renders it in Debian's Chromium; install it when missing
+# (as root, or through sudo). Without it that one test is skipped outside CI.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get install -y -q chromium >/dev/null 2>&1; \
+	  fi; true; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -26,7 +35,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
 bench: $(STAMP)
+	$(PY) -m pip install -q snntorch
+	$(PY) -m pip install -q --no-deps spikingjelly loguru
 	$(PY) benchmarks/bench_training_step.py
+	$(PY) benchmarks/bench_simulation.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

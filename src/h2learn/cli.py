@@ -142,20 +142,82 @@ def run_with_progress(config, out_dir: Path, resume: bool) -> dict:
 @app.command()
 def demo(
     out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="output folder"),
+    epochs: int = typer.Option(30, help="training epochs"),
 ) -> None:
-    """Train digits-mlp on the bundled digits and print the accuracy."""
+    """Train digits-mlp on the bundled digits, trace it, verify the engines, simulate, report."""
     import shutil
 
-    from h2learn.snn.train import TrainConfig
+    from h2learn.arch.config import default_config
+    from h2learn.arch.simulate import simulate as run_simulation
+    from h2learn.arch.verify import verify_trace
+    from h2learn.baselines.dense import simulate_dense
+    from h2learn.baselines.gpu import v100_training_step
+    from h2learn.report.html import write_html_report
+    from h2learn.snn.train import TrainConfig, atomic_write_json
+    from h2learn.workload.record import record_from_dataset
+    from h2learn.workload.stats import trace_stats
 
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    config = TrainConfig(dataset="digits", model="digits-mlp")
-    metrics = run_with_progress(config, out_dir, resume=False)
-    out.print(
-        f"digits-mlp on digits: test accuracy {metrics['test_accuracy']:.2%} "
-        f"in {metrics['train_seconds']:.1f} s; metrics in {out_dir / 'metrics.json'}"
+    console.print("[bold]1/5[/bold] training digits-mlp on the bundled digits")
+    metrics = run_with_progress(TrainConfig(dataset="digits", epochs=epochs), out_dir, False)
+    console.print("[bold]2/5[/bold] recording one training iteration of the trained network")
+    trace = record_from_dataset(checkpoint=out_dir / "checkpoint.pt", batch_size=32)
+    trace.save(out_dir / "trace.h2t")
+    atomic_write_json(out_dir / "stats.json", trace_stats(trace))
+    console.print("[bold]3/5[/bold] verifying the engines against the trace")
+    verified = verify_trace(trace)
+    atomic_write_json(out_dir / "verify.json", verified)
+    console.print("[bold]4/5[/bold] simulating H2Learn, the V100 and the dense accelerator")
+    config = default_config()
+    result = run_simulation(trace, config)
+    gpu = v100_training_step(trace.spec)
+    dense = simulate_dense(trace.spec, config)
+    simulation = {
+        "h2learn": result.to_dict(timeline=True),
+        "v100_model": gpu.to_dict(),
+        "dense_accelerator": dense.to_dict(),
+        "v100": _ratios(result, gpu),
+        "dense": _ratios(result, dense),
+    }
+    atomic_write_json(out_dir / "simulation.json", simulation)
+    console.print("[bold]5/5[/bold] writing the HTML report")
+    report = write_html_report(out_dir)
+    table = Table("", "value")
+    table.add_row("test accuracy", f"{metrics['test_accuracy']:.2%}")
+    table.add_row("engines vs trace, max error", f"{verified['max_err']:.1e}")
+    table.add_row(
+        "H2Learn time / energy", f"{result.seconds * 1e6:.1f} us / {result.energy_j * 1e3:.3f} mJ"
     )
+    table.add_row(
+        "vs V100 model: speedup, energy",
+        f"{simulation['v100']['speedup']:.2f}x, {simulation['v100']['energy_saving']:.2f}x",
+    )
+    table.add_row(
+        "vs dense accelerator: speedup, energy",
+        f"{simulation['dense']['speedup']:.2f}x, {simulation['dense']['energy_saving']:.2f}x",
+    )
+    out.print(table)
+    out.print(f"report: {report}")
+
+
+def _ratios(h2, baseline) -> dict[str, float]:
+    return {
+        "speedup": baseline.seconds / h2.seconds,
+        "energy_saving": baseline.energy_j / h2.energy_j,
+        "area_saving": baseline.area_mm2 / h2.area_mm2,
+    }
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="run directory (e.g. runs/demo)"),
+    out_file: Path | None = typer.Option(None, "--out", help="HTML file to write"),
+) -> None:
+    """Write the self-contained HTML report of a run directory."""
+    from h2learn.report.html import write_html_report
+
+    out.print(f"report: {write_html_report(run_dir, out_file)}")
 
 
 @app.command()
@@ -213,6 +275,7 @@ def stats(
             cell("spikes"),
             cell("mask"),
             cell("du"),
+            cell("du_psum"),
             cell("lower_mask"),
             per_step,
         )
@@ -265,6 +328,112 @@ def verify(
         )
     out.print(table)
     out.print(f"max error {result['max_err']:.2e} ({number_format}, k={k})")
+
+
+@app.command()
+def simulate(
+    trace_file: Path | None = typer.Option(None, "--trace", help="trace file (trace mode)"),
+    model: str | None = typer.Option(None, help="zoo model (statistical mode)"),
+    config_file: Path | None = typer.Option(None, "--config", help="hardware config YAML"),
+    batch_size: int = typer.Option(16, help="batch size (statistical mode)"),
+    time_steps: int | None = typer.Option(None, "--time-steps", "-T", help="T (statistical)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    timeline: bool = typer.Option(False, help="include the timeline in the JSON"),
+) -> None:
+    """Simulate one training iteration on H2Learn, the V100 model and the dense accelerator."""
+    from h2learn.arch.config import default_config, load_config
+    from h2learn.arch.simulate import simulate as run_simulation
+    from h2learn.baselines.dense import simulate_dense
+    from h2learn.baselines.gpu import v100_training_step
+    from h2learn.spec import build_spec
+    from h2learn.workload.trace import Trace
+
+    if (trace_file is None) == (model is None):
+        raise H2LearnError("give exactly one of --trace FILE or --model NAME")
+    config = load_config(config_file) if config_file else default_config()
+    if trace_file is not None:
+        workload = Trace.load(trace_file)
+        spec = workload.spec
+    else:
+        overrides = {"batch_size": batch_size}
+        if time_steps is not None:
+            overrides["time_steps"] = time_steps
+        workload = spec = build_spec(model, **overrides)
+    with console.status("simulating"):
+        result = run_simulation(workload, config)
+        gpu = v100_training_step(spec)
+        dense = simulate_dense(spec, config)
+    comparison = {
+        "h2learn": result.to_dict(timeline=timeline),
+        "v100_model": gpu.to_dict(),
+        "dense_accelerator": dense.to_dict(),
+        "v100": {
+            "speedup": gpu.seconds / result.seconds,
+            "energy_saving": gpu.energy_j / result.energy_j,
+            "area_saving": gpu.area_mm2 / result.area_mm2,
+        },
+        "dense": {
+            "speedup": dense.seconds / result.seconds,
+            "energy_saving": dense.energy_j / result.energy_j,
+            "area_saving": dense.area_mm2 / result.area_mm2,
+        },
+    }
+    if as_json:
+        print(json.dumps(comparison, indent=1, default=str))
+        return
+    table = Table("design", "time (ms)", "energy (mJ)", "power (W)", "area (mm^2)")
+    for name, seconds, energy, area in (
+        ("H2Learn", result.seconds, result.energy_j, result.area_mm2),
+        ("V100 (model)", gpu.seconds, gpu.energy_j, gpu.area_mm2),
+        ("dense accelerator", dense.seconds, dense.energy_j, dense.area_mm2),
+    ):
+        table.add_row(
+            name,
+            f"{seconds * 1e3:.3f}",
+            f"{energy * 1e3:.2f}",
+            f"{energy / seconds:.1f}",
+            f"{area:.1f}",
+        )
+    out.print(f"{spec.name}: T={spec.time_steps}, batch {spec.batch_size}, {result.mode} mode")
+    out.print(table)
+    v = comparison["v100"]
+    out.print(
+        f"vs V100: {v['speedup']:.2f}x faster, {v['energy_saving']:.2f}x less energy, "
+        f"{v['area_saving']:.2f}x less area"
+    )
+
+
+@app.command()
+def reproduce(
+    out_dir: Path = typer.Option(Path("runs/reproduce"), "--out", help="output folder"),
+    config_file: Path | None = typer.Option(None, "--config", help="hardware config YAML"),
+    batch_size: int = typer.Option(16, help="mini-batch size of every benchmark"),
+    no_traces: bool = typer.Option(False, help="stated densities only, even where data exists"),
+) -> None:
+    """Run the benchmark suite against the V100 and a dense accelerator; write the report."""
+    from h2learn.arch.config import default_config, load_config
+    from h2learn.report.reproduce import BENCHMARKS
+    from h2learn.report.reproduce import reproduce as run_suite
+
+    config = load_config(config_file) if config_file else default_config()
+    with Progress(*_PROGRESS_COLUMNS, console=console, transient=True) as progress:
+        task = progress.add_task("reproduce", total=len(BENCHMARKS) + 1, what="")
+
+        def step(name: str) -> None:
+            progress.update(task, advance=0 if name == BENCHMARKS[0].name else 1, what=name)
+
+        summary = run_suite(out_dir, config, batch_size, use_traces=not no_traces, progress=step)
+    table = Table("vs V100", "paper", "ours")
+    paper = summary["paper"]["v100"]
+    for metric in ("area_saving", "speedup", "energy_saving"):
+        low, high = summary["ranges"]["v100"][metric]
+        target = paper[metric]
+        target_text = (
+            f"{target[0]}-{target[1]}x" if isinstance(target, list | tuple) else f"{target}x"
+        )
+        table.add_row(metric.replace("_", " "), target_text, f"{low:.2f}-{high:.2f}x")
+    out.print(table)
+    out.print(f"report: {out_dir / 'report.md'}; numbers: {out_dir / 'summary.json'}")
 
 
 _PROGRESS_COLUMNS = (

@@ -4,6 +4,19 @@ Weighted operations (conv, linear) and batch norm are time-invariant, so
 they run once on the ``T * B`` merged batch — one large kernel call instead of
 ``T`` small ones.  Layers whose input is binary spikes keep that input for
 the weight gradient as ``bool`` (1 byte) instead of float (4 or 8 bytes).
+
+Speed and memory, without changing what is computed:
+
+* A time-invariant input (an image repeated over ``T`` by the encoder, an
+  expanded tensor with stride 0 along time) is convolved once per sample, its
+  batch norm takes the statistics of the ``T`` identical copies (the same mean
+  and variance; the running variance uses the ``T * B`` count) and the LIF
+  neuron reads that one current at every step (``lif(z, p, steps=T)``).
+* Convolutions run channels-last (NHWC), which oneDNN and PyTorch's CPU
+  pooling kernels handle several times faster than NCHW; the activations
+  between layers stay channels-last.
+* Max pooling over non-overlapping windows keeps its argmax indices as 16-bit
+  (or 32-bit) integers instead of saving its float input and 64-bit indices.
 """
 
 from __future__ import annotations
@@ -15,6 +28,8 @@ from torch import nn
 from h2learn.snn.neuron import LIF
 from h2learn.spec import LayerSpec, LIFParams
 
+CHANNELS_LAST = torch.channels_last
+
 
 def merge_time(x: torch.Tensor) -> torch.Tensor:
     """``[T, B, ...] -> [T*B, ...]``."""
@@ -24,6 +39,32 @@ def merge_time(x: torch.Tensor) -> torch.Tensor:
 def split_time(x: torch.Tensor, steps: int) -> torch.Tensor:
     """``[T*B, ...] -> [T, B, ...]``."""
     return x.unflatten(0, (steps, x.shape[0] // steps))
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x [N, C, H, W]`` laid out channels-last (a copy unless it already is).
+
+    With one channel PyTorch regards NCHW as channels-last already and would
+    not convert; oneDNN then picks its slow NCHW kernels, so that case copies
+    into explicit NHWC strides.
+    """
+    n, c, h, w = x.shape
+    if c > 1:
+        return x.contiguous(memory_format=CHANNELS_LAST)
+    strides = (h * w * c, 1, w * c, c)
+    if x.stride() == strides:
+        return x
+    return torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device).copy_(x)
+
+
+def is_time_invariant(x: torch.Tensor) -> bool:
+    """Whether ``x [T, B, ...]`` is one tensor repeated over time (expanded, stride 0)."""
+    return x.dim() >= 2 and x.shape[0] > 1 and x.stride(0) == 0
+
+
+def repeat_time(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """``[B, ...] -> [T, B, ...]`` as a view (the inverse of taking ``x[0]``)."""
+    return x.unsqueeze(0).expand(steps, *x.shape)
 
 
 class _SpikeLinear(torch.autograd.Function):
@@ -75,6 +116,66 @@ class _SpikeConv2d(torch.autograd.Function):
         return grad_in, grad_w, None, None
 
 
+class _MaxPool2d(torch.autograd.Function):
+    """Max pooling over non-overlapping windows (``stride >= kernel``) with compact indices.
+
+    The forward pass is PyTorch's own kernel; only its argmax indices are kept,
+    as the narrowest integer type that holds a position in the ``H x W`` plane
+    (PyTorch's autograd keeps the float input and 64-bit indices).  Windows do
+    not overlap, so every input position receives at most one gradient and the
+    backward pass is a scatter, exactly PyTorch's backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel: int, stride: int, padding: int):  # type: ignore[override]
+        out, index = torch.ops.aten.max_pool2d_with_indices(
+            x, [kernel, kernel], [stride, stride], [padding, padding]
+        )
+        plane = x.shape[-2] * x.shape[-1]
+        compact = torch.int16 if plane <= 2**15 else torch.int32
+        ctx.save_for_backward(index.to(compact))
+        ctx.shape = x.shape
+        ctx.channels_last = x.dim() == 4 and (
+            not x.is_contiguous() and x.is_contiguous(memory_format=CHANNELS_LAST)
+        )
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (index,) = ctx.saved_tensors
+        index = index.long()
+        n, c, h, w = ctx.shape
+        if ctx.channels_last:  # scatter along the H*W positions of an NHWC buffer
+            grad_in = grad.new_zeros((n, h, w, c))
+            grad_in.view(n, h * w, c).scatter_(
+                1,
+                index.permute(0, 2, 3, 1).reshape(n, -1, c),
+                grad.permute(0, 2, 3, 1).reshape(n, -1, c),
+            )
+            return grad_in.permute(0, 3, 1, 2), None, None, None
+        grad_in = grad.new_zeros((n, c, h, w))
+        grad_in.view(n * c, h * w).scatter_(1, index.reshape(n * c, -1), grad.reshape(n * c, -1))
+        return grad_in, None, None, None
+
+
+class MaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` whose autograd keeps compact indices when windows do not overlap."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sizes = (self.kernel_size, self.stride, self.padding, self.dilation)
+        if (
+            torch.is_grad_enabled()
+            and x.requires_grad
+            and x.dim() == 4
+            and all(isinstance(v, int) for v in sizes)
+            and self.stride >= self.kernel_size
+            and self.dilation == 1
+            and not self.ceil_mode
+        ):
+            return _MaxPool2d.apply(x, self.kernel_size, self.stride, self.padding)
+        return super().forward(x)
+
+
 class WeightedBlock(nn.Module):
     """Conv or linear, optional batch norm (tdBN-style, over ``T*B``), optional LIF firing.
 
@@ -102,11 +203,46 @@ class WeightedBlock(nn.Module):
         self.neuron = LIF.from_params(lif) if spec.fires else None
 
     def current(self, x: torch.Tensor) -> torch.Tensor:
-        """The layer's input current ``W (*) x (+ b)`` (after batch norm), ``[T, B, ...]``."""
+        """The layer's input current ``W (*) x (+ b)`` (after batch norm), ``[T, B, ...]``.
+
+        A time-invariant input gives a time-invariant (expanded) current.
+        """
         steps = x.shape[0]
-        flat = merge_time(x)
+        if self._runs_once(x):
+            return repeat_time(self._current_once(x[0], steps), steps)
+        return split_time(self._current_merged(merge_time(x)), steps)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        steps = x.shape[0]
+        if residual is None and self.neuron is not None and self._runs_once(x):
+            return self.neuron(self._current_once(x[0], steps), steps=steps)
+        z = self.current(x)
+        if residual is not None:
+            z = z + residual
+        return self.neuron(z) if self.neuron is not None else z
+
+    def _runs_once(self, x: torch.Tensor) -> bool:
+        """Whether to compute a time-invariant input once per sample.
+
+        Not when batch norm would then see one value per channel (it refuses that
+        in training, where the ``T`` repeated copies are fine).
+        """
+        if not is_time_invariant(x):
+            return False
+        return self.norm is None or x.shape[1] * self.spec.out_positions > 1
+
+    def _weight(self) -> torch.Tensor:
         weight = self.op.weight
+        if self.spec.kind == "conv":  # a channels-last copy (the parameter keeps its layout)
+            weight = channels_last(weight)
+        return weight
+
+    def _current_merged(self, flat: torch.Tensor) -> torch.Tensor:
+        """Conv/linear (+ bias) and batch norm of the merged batch ``[T*B, ...]``."""
+        if self.spec.kind == "conv":
+            flat = channels_last(flat)
         if self.spec.binary_input and torch.is_grad_enabled():
+            weight = self._weight()
             if self.spec.kind == "conv":
                 z = _SpikeConv2d.apply(flat, weight, self.spec.stride, self.spec.padding)
             else:
@@ -114,20 +250,54 @@ class WeightedBlock(nn.Module):
             if self.op.bias is not None:
                 z = z + (self.op.bias.view(1, -1, 1, 1) if z.dim() == 4 else self.op.bias)
         else:
-            z = self.op(flat)
-        if self.norm is not None:
-            z = self.norm(z)
-        return split_time(z, steps)
+            z = self._op(flat)
+        return self.norm(z) if self.norm is not None else z
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        z = self.current(x)
-        if residual is not None:
-            z = z + residual
-        return self.neuron(z) if self.neuron is not None else z
+    def _op(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spec.kind == "conv":
+            x = channels_last(x)
+            return F.conv2d(x, self._weight(), self.op.bias, self.spec.stride, self.spec.padding)
+        return self.op(x)
+
+    def _current_once(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """The current ``[B, ...]`` of a time-invariant input ``x [B, ...]`` (each of T steps).
+
+        Batch norm over the ``T * B`` merged batch sees ``T`` identical copies
+        of every sample: the same mean and (biased) variance as over ``B``.  Only
+        the running variance's unbiased correction counts ``T * B`` samples.
+        """
+        z = self._op(x)
+        norm = self.norm
+        if norm is None:
+            return z
+        if not norm.training and norm.running_mean is not None:
+            return norm(z)  # running statistics: a per-sample map
+        factor = 0.0 if norm.momentum is None else norm.momentum
+        update = norm.training and norm.track_running_stats
+        if update and norm.num_batches_tracked is not None:
+            norm.num_batches_tracked.add_(1)
+            if norm.momentum is None:
+                factor = 1.0 / float(norm.num_batches_tracked)
+        if not update:
+            return F.batch_norm(z, None, None, norm.weight, norm.bias, True, 0.0, norm.eps)
+        # momentum 1 into zeroed buffers: the kernel hands back this batch's mean and
+        # its variance with the B-sample correction, which is rescaled to T * B samples.
+        mean, var = torch.zeros_like(norm.running_mean), torch.zeros_like(norm.running_var)
+        out = F.batch_norm(z, mean, var, norm.weight, norm.bias, True, 1.0, norm.eps)
+        with torch.no_grad():
+            per_step = z.numel() // z.shape[1]
+            count = steps * per_step
+            var = var * ((per_step - 1) / per_step * count / max(count - 1, 1))
+            norm.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
+            norm.running_var.mul_(1 - factor).add_(var, alpha=factor)
+        return out
 
 
 class TimeDistributed(nn.Module):
-    """Applies a stateless per-sample module (pooling, flatten) to every time step."""
+    """Applies a stateless per-sample module (pooling, flatten) to every time step.
+
+    A time-invariant input is processed once and stays time-invariant.
+    """
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
@@ -136,6 +306,8 @@ class TimeDistributed(nn.Module):
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         if residual is not None:
             raise ValueError("only weighted layers accept a residual input")
+        if is_time_invariant(x):
+            return repeat_time(self.module(x[0]), x.shape[0])
         return split_time(self.module(merge_time(x)), x.shape[0])
 
 
@@ -146,7 +318,7 @@ def build_layer(spec: LayerSpec, lif: LIFParams) -> nn.Module:
     if spec.kind == "avgpool":
         return TimeDistributed(nn.AvgPool2d(spec.kernel, spec.stride, spec.padding))
     if spec.kind == "maxpool":
-        return TimeDistributed(nn.MaxPool2d(spec.kernel, spec.stride, spec.padding))
+        return TimeDistributed(MaxPool2d(spec.kernel, spec.stride, spec.padding))
     if spec.kind == "flatten":
         return TimeDistributed(nn.Flatten())
     raise ValueError(f"layer {spec.name}: unknown kind {spec.kind!r}")

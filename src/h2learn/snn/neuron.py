@@ -22,6 +22,11 @@ spikes and masks are recomputed from it exactly (``u > v_th``,
 ``reset_grad`` off it keeps one byte per element and step instead (bit 0 =
 spike, bit 1 = surrogate mask).  Spikes and masks are never stored as floats.
 
+A time-invariant input (an image repeated over the ``T`` steps) can be passed
+once, ``lif(x_one_step, params, steps=T)``: the forward pass reads the same
+current every step and the backward pass returns ``sum_t du[t]`` for it
+directly, so no ``[T, ...]`` input or input gradient is ever materialised.
+
 The design follows the functional-core pattern: :func:`lif` is a pure
 function of its input and :class:`~h2learn.spec.LIFParams`; :class:`LIF` is
 a thin ``nn.Module`` around it holding no state between calls.
@@ -38,18 +43,26 @@ SPIKE_BIT = 1
 MASK_BIT = 2
 
 
-def _check_input(x: torch.Tensor) -> None:
-    if x.dim() < 2:
+def _check_input(x: torch.Tensor, steps: int | None = None) -> None:
+    if steps is None and x.dim() < 2:
         raise ValueError(
             f"LIF expects time-major input [T, B, ...], got a tensor of shape {tuple(x.shape)}"
         )
+    if steps is not None and (steps < 1 or x.dim() < 1):
+        raise ValueError(f"steps={steps} must be at least 1 and x at least 1-D")
     if not x.is_floating_point():
         raise TypeError(f"LIF expects a floating-point input current, got {x.dtype}")
 
 
-def _step(u_prev: torch.Tensor, fired_prev: torch.Tensor, x_t: torch.Tensor, alpha: float):
-    """One charge-and-reset step: ``alpha * u * (1 - o) + x`` (exactly, in that order)."""
-    return u_prev.mul(alpha).masked_fill_(fired_prev, 0.0).add_(x_t)
+def _charge(
+    x_t: torch.Tensor, u_prev: torch.Tensor, keep: torch.Tensor, alpha: float, out: torch.Tensor
+) -> torch.Tensor:
+    """``u[t] = x[t] + (alpha * u[t-1]) * keep`` with ``keep = 1 - o[t-1]`` as 0/1 values.
+
+    One fused ``addcmul``; since ``keep`` is 0 or 1 the product is exact and the
+    result rounds exactly as ``alpha * u * (1 - o) + x`` evaluated step by step.
+    """
+    return torch.addcmul(x_t, u_prev, keep, value=alpha, out=out)
 
 
 @torch.no_grad()
@@ -59,78 +72,142 @@ def lif_states(
     """Run the forward equations and return ``(u, spikes, surrogate_mask)``.
 
     ``u`` has the input's dtype; spikes and mask are bool.  Used to record
-    traces and by the hardware model; carries no gradient.
+    traces and by the hardware model; carries no gradient.  ``u`` is
+    bit-identical to what :func:`lif` computes.
     """
     _check_input(x)
-    u_all = torch.empty_like(x)
-    u = torch.zeros_like(x[0])
-    fired = torch.zeros_like(x[0], dtype=torch.bool)
+    u_all = _time_buffer(x[0], x.shape[0])
+    keep = torch.empty_like(u_all[0])
     for t in range(x.shape[0]):
-        u = _step(u, fired, x[t], params.alpha)
-        u_all[t] = u
-        fired = u > params.v_th
+        if t == 0:
+            u_all[0].copy_(x[0])
+        else:
+            _charge(x[t], u_all[t - 1], keep, params.alpha, u_all[t])
+        torch.le(u_all[t], params.v_th, out=keep)
     spikes = u_all > params.v_th
     mask = (u_all - params.v_th).abs_() < params.window
     return u_all, spikes, mask
 
 
+def _time_buffer(step: torch.Tensor, steps: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """An uninitialised ``[steps, *step.shape]`` buffer, every step laid out like ``step``.
+
+    Keeps channels-last activations channels-last, and gives a slice of a
+    time-invariant (expanded, stride-0) input a dense buffer.
+    """
+    proto = torch.empty_like(step, dtype=dtype)  # step's strides when dense, else contiguous
+    return torch.empty_strided(
+        (steps, *step.shape),
+        (proto.numel(), *proto.stride()),
+        dtype=proto.dtype,
+        device=step.device,
+    )
+
+
 class _LIFFunction(torch.autograd.Function):
     """The multi-step LIF with its BPTT backward written out over time.
 
-    The forward loop costs four tensor operations per step, written straight
-    into the saved buffer.  The backward pass folds the recurrence into one
-    fused multiply-add per step: with ``h = h(u[t])``,
-    ``du[t] = h * g[t] + du[t+1] * (alpha * (1 - o[t]) - alpha * u[t] * h)``,
-    where both factors are computed for all steps at once.
+    Both directions loop over time on one step's slice at a time, so the only
+    full ``[T, ...]`` tensors are the output spikes, what is saved (``u``, or
+    one byte per element without the reset path) and the input gradient;
+    per-step scratch tensors are allocated once per call and reused.  Every
+    per-step operation is plain arithmetic in the input's dtype, with spikes
+    and masks as 0/1 values: PyTorch's CPU kernels for ``masked_fill_``,
+    ``where`` and mixed bool/float operands are several times slower.
+
+    Forward, per step: :func:`_charge`, then ``o[t] = u[t] > v_th`` written
+    straight into the output.  Backward, per step, with ``h = h(u[t])``::
+
+        du[t] = h * (g[t] - alpha * u[t] * du[t+1])  +  alpha * (1 - o[t]) * du[t+1]
+
+    (without the reset path the first bracket is just ``g[t]``).  With
+    ``steps`` given, ``x`` is one step's current used at every step and the
+    gradient returned is ``sum_t du[t]``.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, params: LIFParams) -> torch.Tensor:  # type: ignore[override]
-        u_all = torch.empty_like(x)
-        fired = torch.zeros_like(x[0], dtype=torch.bool)
-        for t in range(x.shape[0]):
-            if t == 0:
-                u_all[0].copy_(x[0])
-            else:
-                torch.mul(u_all[t - 1], params.alpha, out=u_all[t])
-                u_all[t].masked_fill_(fired, 0.0).add_(x[t])
-            torch.gt(u_all[t], params.v_th, out=fired)
-        spikes = u_all > params.v_th
-        ctx.params = params
+    def forward(ctx, x: torch.Tensor, params: LIFParams, steps: int | None = None):  # type: ignore[override]
+        repeated = steps is not None
+        step_like = x if repeated else x[0]
+        steps = steps if repeated else x.shape[0]
+        alpha, v_th = params.alpha, params.v_th
+        spikes = _time_buffer(step_like, steps)
+        keep = torch.empty_like(spikes[0])  # 1 - o[t-1]
         if params.reset_grad:
             # The reset path needs u itself; spikes and mask are recomputed from it exactly.
-            ctx.save_for_backward(u_all, None)
+            u_all, state = _time_buffer(step_like, steps), None
         else:
-            state = (u_all - params.v_th).abs_().lt_(params.window).to(torch.uint8)
-            state.mul_(MASK_BIT).add_(spikes)
-            ctx.save_for_backward(None, state)
-        return spikes.to(x.dtype)
+            # Only the latest two potentials are needed; one byte per element is kept.
+            u_all = _time_buffer(step_like, min(steps, 2))
+            state = _time_buffer(step_like, steps, torch.uint8)
+            scratch = torch.empty_like(keep)
+        for t in range(steps):
+            x_t = x if repeated else x[t]
+            u = u_all[t] if state is None else u_all[t % 2]
+            if t == 0:
+                u.copy_(x_t)
+            else:
+                prev = u_all[t - 1] if state is None else u_all[(t - 1) % 2]
+                _charge(x_t, prev, keep, alpha, u)
+            torch.gt(u, v_th, out=spikes[t])
+            if t + 1 < steps:
+                torch.le(u, v_th, out=keep)
+            if state is not None:  # bit 0: spike, bit 1: surrogate mask
+                torch.sub(u, v_th, out=scratch).abs_().lt_(params.window)
+                state[t].copy_(scratch.mul_(MASK_BIT).add_(spikes[t]))
+        ctx.params, ctx.repeated = params, repeated
+        ctx.save_for_backward(u_all if state is None else state)
+        return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
-        u_all, state = ctx.saved_tensors
+        (saved,) = ctx.saved_tensors
         params: LIFParams = ctx.params
-        alpha, dtype = params.alpha, grad_spikes.dtype
-        if u_all is not None:
-            fired = u_all > params.v_th
-            surrogate = (u_all - params.v_th).abs_().lt_(params.window).to(dtype)
-        else:
-            fired = (state & SPIKE_BIT).bool()
-            surrogate = (state >= MASK_BIT).to(dtype)
-        if params.height != 1.0:
-            surrogate.mul_(params.height)
-        # carry = alpha * (1 - o) - alpha * u * h: how du[t+1] flows into du[t].
-        carry = (~fired).to(dtype).mul_(alpha)
-        if u_all is not None and alpha != 0.0:
-            carry.addcmul_(u_all, surrogate, value=-alpha)
-        grad_x = grad_spikes * surrogate
-        for t in range(grad_x.shape[0] - 2, -1, -1):
-            grad_x[t].addcmul_(grad_x[t + 1], carry[t])
-        return grad_x, None
+        alpha, v_th, height = params.alpha, params.v_th, params.height
+        steps, dtype = saved.shape[0], grad_spikes.dtype
+        # du[t] for every step, or (time-invariant input) two rolling steps and their sum.
+        grad_x = _time_buffer(saved[0], 2 if ctx.repeated else steps, dtype)
+        total = torch.empty_like(grad_x[0]) if ctx.repeated else None
+        surrogate = torch.empty_like(grad_x[0])  # h(u[t])
+        keep = torch.empty_like(surrogate)  # 1 - o[t]
+        scratch = torch.empty_like(surrogate)
+        for t in range(steps - 1, -1, -1):
+            g = grad_spikes[t]
+            out = grad_x[t % 2] if ctx.repeated else grad_x[t]
+            if params.reset_grad:
+                u = saved[t]
+                torch.sub(u, v_th, out=surrogate).abs_().lt_(params.window)
+            else:
+                bits = saved[t]
+                torch.ge(bits, MASK_BIT, out=surrogate)
+            if height != 1.0:
+                surrogate.mul_(height)
+            if t == steps - 1:  # du[T+1] = 0: du[T] = h * g
+                torch.mul(g, surrogate, out=total if ctx.repeated else out)
+                if ctx.repeated:
+                    out.copy_(total)
+                continue
+            nxt = grad_x[(t + 1) % 2] if ctx.repeated else grad_x[t + 1]
+            # scratch = h * (g - alpha * u * du[t+1])  (without the reset path: h * g)
+            if params.reset_grad:
+                torch.addcmul(g, u, nxt, value=-alpha, out=scratch).mul_(surrogate)
+                torch.le(u, v_th, out=keep)
+            else:
+                torch.mul(g, surrogate, out=scratch)
+                torch.remainder(bits, 2, out=keep).neg_().add_(1)  # 1 - spike bit (bit 0)
+            # du[t] = scratch + alpha * (1 - o[t]) * du[t+1]
+            torch.addcmul(scratch, keep, nxt, value=alpha, out=out)
+            if ctx.repeated:
+                total.add_(out)
+        return (total if ctx.repeated else grad_x), None, None
 
 
-def lif(x: torch.Tensor, params: LIFParams = LIFParams()) -> torch.Tensor:
+def lif(x: torch.Tensor, params: LIFParams = LIFParams(), *, steps: int | None = None):
     """Spikes ``[T, B, ...]`` (0/1 in ``x``'s dtype) of LIF neurons driven by currents ``x``.
+
+    ``x`` is ``[T, B, ...]``; with ``steps=T`` it is instead one step's current
+    ``[B, ...]``, the same at every step (``lif(x, p, steps=T)`` equals
+    ``lif(x.expand(T, *x.shape), p)`` without materialising the repetition).
 
     Example::
 
@@ -138,8 +215,8 @@ def lif(x: torch.Tensor, params: LIFParams = LIFParams()) -> torch.Tensor:
         >>> lif(x).flatten().tolist()   # u = 0.2, 0.25 (not > 0.25), 0.0625
         [0.0, 0.0, 0.0]
     """
-    _check_input(x)
-    return _LIFFunction.apply(x, params)
+    _check_input(x, steps)
+    return _LIFFunction.apply(x, params, steps)
 
 
 class LIF(nn.Module):
@@ -173,8 +250,8 @@ class LIF(nn.Module):
     def from_params(cls, params: LIFParams) -> LIF:
         return cls(params.alpha, params.v_th, params.window, params.height, params.reset_grad)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return lif(x, self.params)
+    def forward(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        return lif(x, self.params, steps=steps)
 
     def extra_repr(self) -> str:
         p = self.params

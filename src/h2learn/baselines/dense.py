@@ -1,0 +1,194 @@
+"""A dense accelerator of equal area: the baseline that isolates what H2Learn's ideas buy.
+
+Design [ours]: one array of multiply-accumulate units (fp MAC + a register
+file per ``macs_per_pe`` units, exactly the Backward Engine's MAC) runs the
+forward pass, the backward pass and the weight update, one task at a time,
+with no LUTs, no sparsity and no overlap between phases.  Everything else is
+H2Learn's: the same element-wise units, the same four buffers, the same DRAM,
+clock, node, number format, schedule and memory model.  Binary spikes are
+stored as bits as in H2Learn but multiplied like any other operand.
+
+Its MAC count is chosen so that its total area equals H2Learn's::
+
+    mac_units = floor((area(H2Learn) - area(buffers) - area(element-wise)) / area(one MAC))
+
+(:func:`dense_mac_units`); the remainder left by the floor is under one MAC.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from h2learn.arch.activity import (
+    Activity,
+    _Builder,
+    _dense_forward_work,
+    _dense_update_work,
+    _expected_backward,
+    dense_forward_counts,
+    dense_update_counts,
+)
+from h2learn.arch.config import HardwareConfig, default_config
+from h2learn.arch.cost import CostTable, build_cost_table, mac_unit_area_mm2
+from h2learn.arch.simulate import (
+    SimResult,
+    SimulationError,
+    assemble,
+    evaluate_tasks,
+    h2learn_area_components,
+)
+from h2learn.spec import LayerSpec, NetworkSpec
+
+MAC_ARRAY = "mac_array"
+
+
+def _shared_area(table: CostTable) -> dict[str, float]:
+    """Components both designs have: element-wise units and the global buffers."""
+    return {
+        name: entry.value
+        for name, entry in table.area.items()
+        if name.startswith("elementwise") or name.endswith("_buffer")
+    }
+
+
+def dense_mac_units(config: HardwareConfig) -> int:
+    """MAC units that make the dense design's area equal to H2Learn's (see module docstring)."""
+    table = build_cost_table(config)
+    h2learn = sum(h2learn_area_components(table).values())
+    spare = h2learn - sum(_shared_area(table).values())
+    units = math.floor(spare / mac_unit_area_mm2(config))
+    if units < 1:
+        raise SimulationError("H2Learn's engines are smaller than one MAC; no dense design fits")
+    return units
+
+
+def dense_area_components(config: HardwareConfig, units: int) -> dict[str, float]:
+    table = build_cost_table(config, mac_array_units=units)
+    area = _shared_area(table)
+    area.update({n: e.value for n, e in table.area.items() if n.startswith(MAC_ARRAY)})
+    return area
+
+
+@dataclass
+class DenseResult:
+    """The dense accelerator's iteration: time, energy, area (and the full SimResult)."""
+
+    mac_units: int
+    h2learn_area_mm2: float
+    sim: SimResult
+
+    @property
+    def seconds(self) -> float:
+        return self.sim.seconds
+
+    @property
+    def cycles(self) -> float:
+        return self.sim.cycles
+
+    @property
+    def energy_j(self) -> float:
+        return self.sim.energy_j
+
+    @property
+    def area_mm2(self) -> float:
+        return self.sim.area_mm2
+
+    @property
+    def power_w(self) -> float:
+        return self.sim.power_w
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "design": "dense MAC array of equal area",
+            "mac_units": self.mac_units,
+            "h2learn_area_mm2": self.h2learn_area_mm2,
+            "seconds": self.seconds,
+            "cycles": self.cycles,
+            "energy_j": self.energy_j,
+            "power_w": self.power_w,
+            "area_mm2": self.area_mm2,
+            "area_by_component_mm2": self.sim.area_by_component_mm2,
+            "energy_by_component_j": self.sim.energy_by_component_j,
+            "energy_by_category_j": self.sim.energy_by_category_j,
+            "energy_by_phase_j": self.sim.energy_by_phase_j,
+            "memory": self.sim.memory.to_dict(),
+        }
+
+
+class _DenseProvider:
+    """Dense counts and balanced loads on ``units`` MAC units (no sparsity of any kind)."""
+
+    def __init__(self, config: HardwareConfig, steps: int, units: int):
+        self.config = config.with_switches(input_sparsity=False, output_sparsity=False)
+        self.steps, self.units = steps, units
+
+    def forward(self, index: int, layer: LayerSpec, start: int, stop: int):
+        steps = self.steps * (stop - start)
+        work = _dense_forward_work(layer, steps, self.units)
+        work["binary_input"] = float(layer.binary_input)
+        return dense_forward_counts(layer, steps), work
+
+    def update(self, index: int, layer: LayerSpec, start: int, stop: int):
+        steps = self.steps * (stop - start)
+        work = _dense_update_work(layer, steps, self.units)
+        work["binary_input"] = float(layer.binary_input)
+        return dense_update_counts(layer, steps), work
+
+    def backward(self, index: int, layer: LayerSpec, start: int, stop: int):
+        steps = self.steps * (stop - start)
+        return _expected_backward(layer, self.config, steps, 1.0, None, units=self.units)
+
+
+def dense_activity(spec: NetworkSpec, config: HardwareConfig, units: int) -> Activity:
+    """Every task of one iteration on the dense design (counts are data-independent)."""
+    builder = _Builder(spec, config, spec.batch_size, spec.time_steps, mac_array=MAC_ARRAY)
+    tasks = builder.build(_DenseProvider(config, spec.time_steps, units))
+    return Activity(
+        spec, spec.batch_size, spec.time_steps, config.schedule.micro_batch, "dense", tasks
+    )
+
+
+def _spec_of(workload) -> NetworkSpec:
+    if isinstance(workload, NetworkSpec):
+        return workload
+    from h2learn.workload.trace import Trace
+
+    if isinstance(workload, Trace):
+        import dataclasses
+
+        return dataclasses.replace(
+            workload.spec, batch_size=workload.batch_size, time_steps=workload.time_steps
+        )
+    raise SimulationError(
+        f"simulate_dense needs a Trace or a NetworkSpec, got {type(workload).__name__}"
+    )
+
+
+def simulate_dense(workload, config: HardwareConfig | None = None) -> DenseResult:
+    """The dense, equal-area accelerator running one iteration of ``workload``.
+
+    ``config`` is the H2Learn design whose area, buffers, DRAM, clock and
+    node the dense design shares (default: the default H2Learn config).  The
+    work of a dense design does not depend on the data, so a trace only
+    contributes its network, batch and time steps.
+    """
+    config = config or default_config()
+    units = dense_mac_units(config)
+    h2learn_area = sum(h2learn_area_components(build_cost_table(config)).values())
+    dense_config = config.with_switches(pipeline=False)
+    spec = _spec_of(workload)
+    activity = dense_activity(spec, dense_config, units)
+    table = build_cost_table(dense_config, mac_array_units=units)
+    results, plan = evaluate_tasks(activity, dense_config, table, mac_unit=MAC_ARRAY)
+    sim = assemble(
+        activity,
+        dense_config,
+        table,
+        results,
+        plan,
+        pipelined=False,
+        area_components=dense_area_components(dense_config, units),
+    )
+    return DenseResult(units, h2learn_area, sim)

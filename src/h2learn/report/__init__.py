@@ -1,0 +1,1 @@
+"""Reports: the reproduction of the paper's comparison, figures and Markdown."""
