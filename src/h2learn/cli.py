@@ -153,6 +153,7 @@ def demo(
     from h2learn.baselines.dense import simulate_dense
     from h2learn.baselines.gpu import v100_training_step
     from h2learn.report.html import write_html_report
+    from h2learn.report.reproduce import compare
     from h2learn.snn.train import TrainConfig, atomic_write_json
     from h2learn.workload.record import record_from_dataset
     from h2learn.workload.stats import trace_stats
@@ -177,8 +178,8 @@ def demo(
         "h2learn": result.to_dict(timeline=True),
         "v100_model": gpu.to_dict(),
         "dense_accelerator": dense.to_dict(),
-        "v100": _ratios(result, gpu),
-        "dense": _ratios(result, dense),
+        "v100": compare(result, gpu),
+        "dense": compare(result, dense),
     }
     atomic_write_json(out_dir / "simulation.json", simulation)
     console.print("[bold]5/5[/bold] writing the HTML report")
@@ -199,14 +200,6 @@ def demo(
     )
     out.print(table)
     out.print(f"report: {report}")
-
-
-def _ratios(h2, baseline) -> dict[str, float]:
-    return {
-        "speedup": baseline.seconds / h2.seconds,
-        "energy_saving": baseline.energy_j / h2.energy_j,
-        "area_saving": baseline.area_mm2 / h2.area_mm2,
-    }
 
 
 @app.command()
@@ -345,6 +338,7 @@ def simulate(
     from h2learn.arch.simulate import simulate as run_simulation
     from h2learn.baselines.dense import simulate_dense
     from h2learn.baselines.gpu import v100_training_step
+    from h2learn.report.reproduce import compare
     from h2learn.spec import build_spec
     from h2learn.workload.trace import Trace
 
@@ -367,16 +361,8 @@ def simulate(
         "h2learn": result.to_dict(timeline=timeline),
         "v100_model": gpu.to_dict(),
         "dense_accelerator": dense.to_dict(),
-        "v100": {
-            "speedup": gpu.seconds / result.seconds,
-            "energy_saving": gpu.energy_j / result.energy_j,
-            "area_saving": gpu.area_mm2 / result.area_mm2,
-        },
-        "dense": {
-            "speedup": dense.seconds / result.seconds,
-            "energy_saving": dense.energy_j / result.energy_j,
-            "area_saving": dense.area_mm2 / result.area_mm2,
-        },
+        "v100": compare(result, gpu),
+        "dense": compare(result, dense),
     }
     if as_json:
         print(json.dumps(comparison, indent=1, default=str))

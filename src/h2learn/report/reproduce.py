@@ -85,12 +85,15 @@ def _trace_if_possible(bench: Benchmark, batch_size: int, use_traces: bool):
         return None
 
 
-def compare(h2: Any, baseline_seconds: float, baseline_energy_j: float, baseline_area: float):
-    """Speedup, energy saving and area saving of H2Learn against one baseline."""
+def compare(h2: Any, baseline: Any) -> dict[str, float]:
+    """Speedup, energy saving and area saving of H2Learn against a baseline.
+
+    Both arguments have ``seconds``, ``energy_j`` and ``area_mm2``.
+    """
     return {
-        "speedup": baseline_seconds / h2.seconds,
-        "energy_saving": baseline_energy_j / h2.energy_j,
-        "area_saving": baseline_area / h2.area_mm2,
+        "speedup": baseline.seconds / h2.seconds,
+        "energy_saving": baseline.energy_j / h2.energy_j,
+        "area_saving": baseline.area_mm2 / h2.area_mm2,
     }
 
 
@@ -125,8 +128,8 @@ def run_benchmark(
             "area_mm2": gpu.area_mm2,
         },
         "dense_accelerator": dense.to_dict(),
-        "v100": compare(h2, gpu.seconds, gpu.energy_j, gpu.area_mm2),
-        "dense": compare(h2, dense.seconds, dense.energy_j, dense.area_mm2),
+        "v100": compare(h2, gpu),
+        "dense": compare(h2, dense),
         "ablations": {
             name: {"seconds": r.seconds, "energy_j": r.energy_j} for name, r in runs.items()
         },
