@@ -55,3 +55,13 @@ def test_train_writes_metrics(tmp_path):
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["test_accuracy"] <= 1 and "train_seconds" in metrics
+
+
+def test_sweep_command_writes_results(tmp_path):
+    out = tmp_path / "sweep"
+    result = run(
+        "sweep", "--vary", "k=2,4", "--model", "digits-mlp", "--workers", "1", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert sorted(row["k"] for row in rows) == [2, 4]

@@ -422,6 +422,49 @@ def reproduce(
     out.print(f"report: {out_dir / 'report.md'}; numbers: {out_dir / 'summary.json'}")
 
 
+@app.command()
+def sweep(
+    config_file: Path | None = typer.Option(None, "--config", help="base hardware config YAML"),
+    vary: list[str] = typer.Option(
+        ..., "--vary", help="FIELD=V1,V2,... (repeatable; k = both LUTs)"
+    ),
+    model: str = typer.Option("cifar-vgg", help="zoo model (statistical mode)"),
+    batch_size: int = typer.Option(16, help="batch size"),
+    out_dir: Path = typer.Option(Path("runs/sweep"), "--out", help="output folder"),
+    scheduler: str | None = typer.Option(None, help="Dask scheduler address (default: local pool)"),
+    workers: int | None = typer.Option(None, help="local worker processes"),
+) -> None:
+    """Design-space exploration: simulate every combination of the varied config fields."""
+    from h2learn.arch.config import default_config, load_config
+    from h2learn.explore.sweep import parse_vary, run_sweep
+
+    config = load_config(config_file) if config_file else default_config()
+    grid = parse_vary(vary)
+    total = 1
+    for values in grid.values():
+        total *= len(values)
+    with Progress(*_PROGRESS_COLUMNS, console=console, transient=True) as progress:
+        task = progress.add_task("sweep", total=total, what="")
+
+        def step(*_args) -> None:
+            progress.advance(task)
+
+        rows = run_sweep(config, grid, model, out_dir, scheduler, batch_size, workers, step)
+    best = sorted(rows, key=lambda row: row["seconds"])[:5]
+    table = Table(*grid, "time (ms)", "energy (mJ)", "area (mm^2)", "pareto")
+    for row in best:
+        table.add_row(
+            *(str(row[key]) for key in grid),
+            f"{row['seconds'] * 1e3:.3f}",
+            f"{row['energy_j'] * 1e3:.2f}",
+            f"{row['area_mm2']:.1f}",
+            "yes" if row.get("pareto") else "",
+        )
+    out.print(f"{len(rows)} points; fastest five:")
+    out.print(table)
+    out.print(f"results: {out_dir / 'results.json'}, {out_dir / 'results.csv'}")
+
+
 _PROGRESS_COLUMNS = (
     TextColumn("[bold]{task.description} {task.fields[what]}"),
     BarColumn(),
