@@ -262,7 +262,14 @@ def memory_child(args) -> dict:
         step(x, y)
     profiled_ms = (time.perf_counter() - start) * 1e3
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    alone = []  # this implementation alone in its process (no other one's heap around)
+    for _ in range(args.alone_steps):
+        start = time.perf_counter()
+        step(x, y)
+        alone.append((time.perf_counter() - start) * 1e3)
     return {
+        "alone_step_ms_median": statistics.median(alone) if alone else None,
+        "alone_step_ms_all": alone,
         "peak_alloc_mb": max((m["Total Allocated"] for m in memory), default=0) / 2**20,
         "allocated_per_step_mb": sum(max(m["Bytes"], 0) for m in memory) / 2**20,
         "rss_first_step_mb": rss_growth,
@@ -316,6 +323,8 @@ def measure_memory(args, key: str) -> dict | None:
         str(args.threads),
         "--seed",
         str(args.seed),
+        "--alone-steps",
+        str(args.alone_steps),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -342,6 +351,12 @@ def parse_args(argv=None):
         "--no-variants",
         action="store_true",
         help="skip the extra h2learn rows (reset_grad=False, input copied per step)",
+    )
+    ap.add_argument(
+        "--alone-steps",
+        type=int,
+        default=5,
+        help="steps timed again per implementation alone in its memory subprocess",
     )
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -418,6 +433,7 @@ def main(argv=None) -> int:
     print()
     print(
         f"{'implementation':<{width}}{'step ms':>9}{'min ms':>8}{'CPU ms':>8}{'x ours':>8}"
+        f"{'alone':>8}{'x ours':>8}"
         f"{'peak MB':>9}{'ours/it':>8}{'RSS MB':>8}{'/floor':>8}  firing rates (start -> end)"
     )
     rows = {}
@@ -428,6 +444,7 @@ def main(argv=None) -> int:
         mem = memory[name] or {}
         peak = mem.get("peak_alloc_mb")
         ours_peak = (memory[ours] or {}).get("peak_alloc_mb")
+        ours_alone = (memory[ours] or {}).get("alone_step_ms_median")
         rows[name] = {
             "step_ms_median": statistics.median(ts) * 1e3,
             "step_ms_min": ts[0] * 1e3,
@@ -442,6 +459,12 @@ def main(argv=None) -> int:
             "peak_alloc_mb": peak,
             "ours_over_this_memory": (ours_peak / peak) if peak and ours_peak else None,
             "rss_first_step_mb": mem.get("rss_first_step_mb"),
+            "alone_step_ms_median": mem.get("alone_step_ms_median"),
+            "alone_speedup_of_ours": (
+                mem["alone_step_ms_median"] / ours_alone
+                if mem.get("alone_step_ms_median") and ours_alone
+                else None
+            ),
             "memory_run": mem,
             "over_floor": paired(times[name], floors),
             "firing_rates_start": rates0[name],
@@ -456,7 +479,9 @@ def main(argv=None) -> int:
         nan = float("nan")
         print(
             f"{name:<{width}}{r['step_ms_median']:>9.1f}{r['step_ms_min']:>8.1f}"
-            f"{r['cpu_ms_median']:>8.1f}{r['speedup_of_ours']:>8.2f}{(peak or nan):>9.1f}"
+            f"{r['cpu_ms_median']:>8.1f}{r['speedup_of_ours']:>8.2f}"
+            f"{(r['alone_step_ms_median'] or nan):>8.1f}{(r['alone_speedup_of_ours'] or nan):>8.2f}"
+            f"{(peak or nan):>9.1f}"
             f"{(r['ours_over_this_memory'] or nan):>8.2f}"
             f"{(r['rss_first_step_mb'] or nan):>8.0f}{r['over_floor']:>8.2f}  {rates_txt}"
         )
@@ -469,7 +494,9 @@ def main(argv=None) -> int:
     print(
         "step ms / min ms: median / minimum wall time over rounds; CPU ms: median process "
         "CPU time; x ours: median over rounds of step time / h2learn's in the same round "
-        "(above 1: h2learn is faster); peak MB: peak tensor memory of one step; ours/it: "
+        "(above 1: h2learn is faster); alone / x ours: median step time of the "
+        "implementation alone in a fresh process, and its ratio to h2learn's; peak MB: "
+        "peak tensor memory of one step; ours/it: "
         "h2learn's peak / this one's; RSS MB: resident-set growth over a fresh process's "
         "first step; /floor: median over rounds of step time / that round's FLOP floor."
     )

@@ -171,6 +171,8 @@ class _LIFFunction(torch.autograd.Function):
         surrogate = torch.empty_like(grad_x[0])  # h(u[t])
         keep = torch.empty_like(surrogate)  # 1 - o[t]
         scratch = torch.empty_like(surrogate)
+        if not params.reset_grad:
+            spike_bit = torch.empty_like(saved[0])
         for t in range(steps - 1, -1, -1):
             g = grad_spikes[t]
             out = grad_x[t % 2] if ctx.repeated else grad_x[t]
@@ -194,7 +196,9 @@ class _LIFFunction(torch.autograd.Function):
                 torch.le(u, v_th, out=keep)
             else:
                 torch.mul(g, surrogate, out=scratch)
-                torch.remainder(bits, 2, out=keep).neg_().add_(1)  # 1 - spike bit (bit 0)
+                # 1 - spike bit (bit 0); uint8 -> float by copy (PyTorch's mixed-dtype
+                # remainder or compare kernels are far slower)
+                keep.copy_(torch.bitwise_and(bits, SPIKE_BIT, out=spike_bit)).neg_().add_(1)
             # du[t] = scratch + alpha * (1 - o[t]) * du[t+1]
             torch.addcmul(scratch, keep, nxt, value=alpha, out=out)
             if ctx.repeated:
