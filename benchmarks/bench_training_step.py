@@ -6,15 +6,19 @@ time-mean read-out + BPTT backward + Adam update, on the same network
 every implementation (see ``benchmarks/peers.py`` for how each peer is built).
 
 Timing: all implementations are timed in this one process, round-robin (one step
-of each per round, plus one float32 ``torch.mm`` of 2048x2048 that measures this
-CPU's matrix-multiply rate under the same load), after warm-up rounds; the median
-over rounds is reported.  Peak memory: each implementation runs in a fresh
-subprocess; after one warm-up step (so that Adam's state and one-time caches
-exist), the next step runs under ``torch.profiler`` with ``profile_memory=True``
-and the peak of the allocator's running total of bytes allocated during that step
-is the step's peak tensor memory (activations, saved tensors, gradients,
-temporaries; the parameters and optimiser state already held are excluded).  The
-growth of ``ru_maxrss`` over the subprocess's first step is reported next to it.
+of each per round, starting one later each round, plus one float32 ``torch.mm`` of
+2048x2048 that measures this CPU's matrix-multiply rate under the same load), after
+warm-up rounds.  Reported: median and minimum wall time, median process CPU time,
+and the ratio to h2learn as the median over rounds of the two times of the same
+round.  Peak memory: each implementation runs in a fresh subprocess; after one
+warm-up step (so that Adam's state and one-time caches exist), the next step runs
+under ``torch.profiler`` with ``profile_memory=True`` and the peak of the
+allocator's running total of bytes allocated during that step is the step's peak
+tensor memory (activations, saved tensors, gradients, temporaries; the parameters
+and optimiser state already held are excluded).  The subprocess also reports the
+resident-set growth over its first step (``VmHWM`` after ``clear_refs`` minus
+``VmRSS`` before), bytes allocated and minor page faults per step, a profiled
+step's time by kind of operator, and the median of a few steps timed alone.
 
 FLOP floor: dense multiply-adds of every conv/fc layer on ``T * B`` samples,
 times 2 (forward), plus the same again for the weight gradient and for the input
@@ -24,7 +28,7 @@ those FLOPs at the measured ``torch.mm`` rate.
 Usage::
 
     python benchmarks/bench_training_step.py [--steps N] [--time-steps T] [--batch-size B]
-                                             [--json PATH]
+                                             [--threads N] [--json PATH]
 
 A peer that is not installed is skipped with the command that installs it.
 """
