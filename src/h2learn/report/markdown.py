@@ -75,30 +75,20 @@ def figures(out_dir: Path, summary: Mapping[str, Any], rows: Sequence[Mapping[st
         ),
     }
     sweep = summary["sensitivity"]
-    paths["spike"] = plots.lines(
-        sweep["spike_density"],
-        {"speedup": sweep["spike_speedup"], "energy saving": sweep["spike_energy_saving"]},
-        f"{sweep['benchmark']}: sensitivity to spike density",
-        "spike density",
-        "x vs V100",
-        fig_dir / "sensitivity_spikes.png",
+    sweeps = (
+        ("spike", "spike_density", "spike density", "sensitivity_spikes.png"),
+        ("mask", "mask_density", "surrogate-mask density", "sensitivity_mask.png"),
+        ("k", "k", "LUT group size k", "sensitivity_k.png"),
     )
-    paths["mask"] = plots.lines(
-        sweep["mask_density"],
-        {"speedup": sweep["mask_speedup"], "energy saving": sweep["mask_energy_saving"]},
-        f"{sweep['benchmark']}: sensitivity to surrogate-mask density",
-        "mask density",
-        "x vs V100",
-        fig_dir / "sensitivity_mask.png",
-    )
-    paths["k"] = plots.lines(
-        sweep["k"],
-        {"speedup": sweep["k_speedup"], "energy saving": sweep["k_energy_saving"]},
-        f"{sweep['benchmark']}: sensitivity to LUT group size k",
-        "k",
-        "x vs V100",
-        fig_dir / "sensitivity_k.png",
-    )
+    for name, axis, label, filename in sweeps:
+        paths[name] = plots.lines(
+            sweep[axis],
+            {"speedup": sweep[f"{name}_speedup"], "energy saving": sweep[f"{name}_energy_saving"]},
+            f"{sweep['benchmark']}: sensitivity to {label}",
+            label.split()[-1] if name == "k" else label,
+            "x vs V100",
+            fig_dir / filename,
+        )
     return {name: path.relative_to(out_dir).as_posix() for name, path in paths.items()}
 
 
