@@ -18,6 +18,7 @@ from h2learn.arch.engines import (
     BACKWARD_COUNT_KEYS,
     FORWARD_COUNT_KEYS,
     UPDATE_COUNT_KEYS,
+    EngineError,
     backward_engine,
     batchnorm_backward,
     batchnorm_forward,
@@ -29,6 +30,8 @@ from h2learn.arch.engines import (
     pool_forward,
     update_engine,
 )
+from h2learn.arch.engines.backward import connections
+from h2learn.arch.engines.forward import lut_counts, table_build_costs
 from h2learn.arch.numerics import (
     expected_error_bound,
     parse_format,
@@ -540,6 +543,65 @@ def test_update_counts_closed_form_fc() -> None:
     x = inputs.reshape(6, 5)
     zero = sum(int(not x[start : start + 4, j].any()) for j in range(5) for start in (0, 4))
     assert counts["zero_pattern_lookups"] == zero * 3
+
+
+LUT_SHARED_KEYS = tuple(key for key in FORWARD_COUNT_KEYS if key != "weight_reads")
+
+
+@pytest.mark.parametrize(("span", "presented"), [(10, 6), (6, 10), (18, 50), (7, 1)])
+@pytest.mark.parametrize("skip", [False, True])
+def test_one_lut_formula_serves_both_engines_with_the_axes_swapped(
+    span: int, presented: int, skip: bool
+) -> None:
+    # Forward Engine: tables over a fan-in of `span`, `presented` points; Weight Update
+    # Engine: tables over `span` points, presented by a fan-in of `presented`.
+    out, k = 3, 4
+    zero = presented  # any count up to groups * presented
+    fe = lut_counts("forward_engine", fc_layer(span, out), k, presented, zero, skip)
+    wue = lut_counts("update_engine", fc_layer(presented, out), k, span, zero, skip)
+    assert set(fe) == set(FORWARD_COUNT_KEYS) and set(wue) == set(UPDATE_COUNT_KEYS)
+    assert {key: fe[key] for key in LUT_SHARED_KEYS} == {key: wue[key] for key in LUT_SHARED_KEYS}
+    assert fe["weight_reads"] == wue["grad_reads"] == span * out
+    groups = math.ceil(span / k)
+    adds, entries = table_build_costs(span, k)
+    assert fe["lookups"] == groups * presented * out - (zero * out if skip else 0)
+    assert fe["table_build_adds"] == adds * out and fe["table_entries_written"] == entries * out
+    assert fe["spike_reads"] == groups * presented
+    assert fe["output_writes"] == out * presented
+    assert wue["partial_sum_adds"] == 0
+
+
+def test_lut_counts_equal_the_engines_own_counts() -> None:
+    layer = conv_layer(2, 5, 3, stride=2)
+    inputs = spikes(layer, 2, 3, 0.3, seed=5)
+    fe = forward_engine(randn(layer.weight_shape, 1), inputs, layer, k=3, skip_zero_patterns=True)
+    points = 2 * 3 * layer.out_positions
+    zero = fe.counts["zero_pattern_lookups"] // layer.out_channels
+    assert fe.counts == lut_counts("forward_engine", layer, 3, points, zero, True)
+    grad = randn((2, 3, *layer.out_shape), seed=2)
+    wue = update_engine(grad, inputs, layer, k=3, partial_sum_groups=2)
+    zero = wue.counts["zero_pattern_lookups"] // layer.out_channels
+    assert wue.counts == lut_counts("update_engine", layer, 3, points, zero, False, 2)
+
+
+def test_lut_counts_reject_other_engines_and_forward_blocks() -> None:
+    layer = fc_layer(8, 2)
+    with pytest.raises(EngineError, match="forward_engine"):
+        lut_counts("backward_engine", layer, 4, 10, 0, False)
+    with pytest.raises(EngineError, match="partial-sum"):
+        lut_counts("forward_engine", layer, 4, 10, 0, False, block=4)
+
+
+def test_connections_count_the_taps_reaching_each_lower_position() -> None:
+    # 3x3 kernel, stride 1, padding 1 on a 3x3 map: the centre is reached by all
+    # 9 taps of every output channel, an edge by 6, a corner by 4.
+    layer = conv_layer(1, 3, 2)
+    ones = torch.full((1, 1, 3, 3), float(layer.out_channels), dtype=torch.float64)
+    links = connections(ones, layer)[0, 0]
+    expected = torch.tensor([[4.0, 6.0, 4.0], [6.0, 9.0, 6.0], [4.0, 6.0, 4.0]]) * 2
+    assert torch.equal(links, expected.double())
+    fc_counts = torch.tensor([5.0, 2.0], dtype=torch.float64).view(2, 1, 1, 1)  # non-zero du
+    assert torch.equal(connections(fc_counts, fc_layer(4, 5)), fc_counts)
 
 
 def _backward_counts_brute_force(

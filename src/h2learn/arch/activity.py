@@ -4,8 +4,8 @@ Two modes answer the same question (Sparseloop style):
 
 * **trace mode** (:func:`activity_from_trace`): exact counts from the real
   data of a recorded iteration, computed *without* the LUT arithmetic: the
-  engines' count formulas (``forward._lut_counts``, ``update._lut_counts``,
-  ``backward._connections``) are fed with zero-pattern counts and non-zero
+  engines' count formulas (``forward.lut_counts`` for both LUT engines,
+  ``backward.connections``) are fed with zero-pattern counts and non-zero
   link counts taken from the tensors by cheap boolean reductions;
 * **statistical mode** (:func:`activity_from_densities`): expected counts from
   per-layer densities (a k-bit pattern over ``v`` real inputs of density ``d``
@@ -49,11 +49,10 @@ import torch.nn.functional as F
 from scipy import special
 
 from h2learn.arch.config import HardwareConfig
-from h2learn.arch.engines.backward import _connections
+from h2learn.arch.engines.backward import connections
 from h2learn.arch.engines.counts import BACKWARD_COUNT_KEYS, FORWARD_COUNT_KEYS, UPDATE_COUNT_KEYS
-from h2learn.arch.engines.elementwise import _lif_backward_counts
-from h2learn.arch.engines.forward import _lut_counts as forward_lut_counts
-from h2learn.arch.engines.update import _lut_counts as update_lut_counts
+from h2learn.arch.engines.elementwise import lif_backward_counts
+from h2learn.arch.engines.forward import lut_counts
 from h2learn.arch.engines.update import spikes_by_point
 from h2learn.errors import H2LearnError
 from h2learn.spec import LayerSpec, NetworkSpec
@@ -319,7 +318,7 @@ def _all_links(layer: LayerSpec) -> torch.Tensor:
     """``[H, W]`` (fc: ``[1, 1]``): (output channel, tap) pairs reaching each lower position."""
     positions = tuple(layer.out_shape[1:]) if layer.kind == "conv" else (1, 1)
     upper = torch.full((1, 1, *positions), float(layer.out_channels), dtype=torch.float64)
-    return _connections(upper, layer)[0, 0]
+    return connections(upper, layer)[0, 0]
 
 
 def _lower_shape(layer: LayerSpec) -> tuple[int, int]:
@@ -442,6 +441,18 @@ def _dense_update_work(layer: LayerSpec, steps: int, units: int) -> dict[str, fl
     return _mac_work(math.ceil(outputs / units) * points, outputs * points / units, units)
 
 
+def _dense_task(
+    phase: str, layer: LayerSpec, steps: int, units: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Counts and MAC-unit loads of a ``forward`` or ``update`` task on analog inputs.
+
+    Data-independent, so trace and statistical mode share it.
+    """
+    if phase == "forward":
+        return dense_forward_counts(layer, steps), _dense_forward_work(layer, steps, units)
+    return dense_update_counts(layer, steps), _dense_update_work(layer, steps, units)
+
+
 # --------------------------------------------------------------------------
 # Statistical mode
 # --------------------------------------------------------------------------
@@ -474,7 +485,7 @@ def _expected_forward(
     multiplicity = torch.bincount(group_type, minlength=types.shape[0]).to(torch.float64)
     points = steps * positions
     zero_patterns = steps * float(((1.0 - nonzero).sum(1) * multiplicity).sum())
-    base = forward_lut_counts(layer, k, points, 0, False)
+    base = lut_counts("forward_engine", layer, k, points, 0, False)
     counts = _adjust_skips(
         {n: float(v) for n, v in base.items()}, zero_patterns, layer.out_channels, skip
     )
@@ -513,7 +524,7 @@ def _expected_update(
     point_groups = per_group.numel()
     points = steps * positions
     zero_patterns = repeat * channels * float((1.0 - nonzero).sum())
-    base = update_lut_counts(layer, k, points, 0, False, block)
+    base = lut_counts("update_engine", layer, k, points, 0, False, block)
     counts = _adjust_skips(
         {n: float(v) for n, v in base.items()}, zero_patterns, layer.out_channels, skip
     )
@@ -760,15 +771,14 @@ class _TraceCounter:
         layer, config = self.layer, self.config
         steps = self.steps * (stop - start)
         if not self.binary:
-            counts = dense_forward_counts(layer, steps)
-            return counts, _dense_forward_work(layer, steps, config.backward_mac_units)
+            return _dense_task("forward", layer, steps, config.backward_mac_units)
         fe, k = config.forward_engine, config.forward_group_size
         per_group = self.fe_nonzero[:, start:stop].sum((0, 1))
         groups = per_group.numel()
         points = steps * layer.out_positions
         zero = groups * points - int(round(float(per_group.sum())))
         skip = config.optimizations.skip_zero_patterns
-        base = forward_lut_counts(layer, k, points, zero, skip)
+        base = lut_counts("forward_engine", layer, k, points, zero, skip)
         counts = {name: float(value) for name, value in base.items()}
         counts["psum_spill_words"] = _psum_spill_words(layer, config, k, points)
         if skip:
@@ -803,8 +813,7 @@ class _TraceCounter:
         layer, config = self.layer, self.config
         steps = self.steps * (stop - start)
         if not self.binary:
-            counts = dense_update_counts(layer, steps)
-            return counts, _dense_update_work(layer, steps, config.backward_mac_units)
+            return _dense_task("update", layer, steps, config.backward_mac_units)
         ue, k = config.update_engine, config.update_group_size
         block = update_block_groups(config)
         per_group = self._wue_groups(start, stop)
@@ -812,7 +821,7 @@ class _TraceCounter:
         points = steps * layer.out_positions
         zero = point_groups * layer.fan_in - int(round(float(per_group.sum())))
         skip = config.optimizations.skip_zero_patterns
-        base = update_lut_counts(layer, k, points, zero, skip, block)
+        base = lut_counts("update_engine", layer, k, points, zero, skip, block)
         counts = {name: float(value) for name, value in base.items()}
         if skip:
             loads = _group_lane_loads(per_group, ue.lanes_per_pe)
@@ -843,7 +852,7 @@ class _TraceCounter:
         per_position = nonzero.sum(1, dtype=torch.float64).view(-1, 1, *positions)
         self.nonzero_du = nonzero.sum((1, 2), dtype=torch.float64).view(steps_, batch)
         self.all_links = _all_links(layer).flatten()
-        links = _connections(per_position, layer) if opt.input_sparsity else None
+        links = connections(per_position, layer) if opt.input_sparsity else None
         channels, lower_positions = _lower_shape(layer)
         if links is None:
             links = self.all_links.view(1, 1, -1).expand(steps_ * batch, 1, -1)
@@ -936,7 +945,7 @@ def _elementwise_backward(
     counts: dict[str, float] = {}
     passes = 1.0
     if layer.fires:
-        lif = _lif_backward_counts(
+        lif = lif_backward_counts(
             spec.time_steps, samples * layer.neurons, spec.lif.height, spec.lif.reset_grad
         )
         _add(counts, **lif)
@@ -1316,33 +1325,26 @@ class _StatisticalProvider:
         return dict(counts), dict(work)
 
     def forward(self, index, layer, start, stop):
-        steps = self.steps * (stop - start)
-        if not layer.binary_input:
-            return dense_forward_counts(layer, steps), _dense_forward_work(
-                layer, steps, self.config.backward_mac_units
-            )
-        d = self._density(layer, "input")
-        return self._cached(
-            ("f", index, steps), lambda: _expected_forward(layer, self.config, steps, d)
-        )
+        return self._lut_task("forward", _expected_forward, index, layer, start, stop)
 
     def update(self, index, layer, start, stop):
+        return self._lut_task("update", _expected_update, index, layer, start, stop)
+
+    def _lut_task(self, phase: str, expected, index, layer, start, stop):
+        """A Forward or Weight Update Engine task (dense MACs when the input is analog)."""
         steps = self.steps * (stop - start)
         if not layer.binary_input:
-            return dense_update_counts(layer, steps), _dense_update_work(
-                layer, steps, self.config.backward_mac_units
-            )
+            return _dense_task(phase, layer, steps, self.config.backward_mac_units)
         d = self._density(layer, "input")
-        return self._cached(
-            ("u", index, steps), lambda: _expected_update(layer, self.config, steps, d)
-        )
+        return self._cached((phase, index, steps), lambda: expected(layer, self.config, steps, d))
 
     def backward(self, index, layer, start, stop):
         steps = self.steps * (stop - start)
         du = self._density(layer, "du_psum")
         mask = self.densities[layer.name].get("lower_mask")
         return self._cached(
-            ("b", index, steps), lambda: _expected_backward(layer, self.config, steps, du, mask)
+            ("backward", index, steps),
+            lambda: _expected_backward(layer, self.config, steps, du, mask),
         )
 
     def _density(self, layer: LayerSpec, key: str) -> float:

@@ -147,12 +147,18 @@ def backward_engine(
     return EngineResult(ENGINE, output, counts)
 
 
-def _connections(indicator: torch.Tensor, layer: LayerSpec) -> torch.Tensor:
+def connections(indicator: torch.Tensor, layer: LayerSpec) -> torch.Tensor:
     """Per lower position ``[n, 1, H, W]``: how many ``(o, tap)`` pairs with indicator 1 reach it.
 
     ``indicator`` is ``[n, 1, Ho, Wo]`` holding, per upper position, a count
-    over output channels; the transposed convolution with a ones kernel sums
-    it over the kernel taps that connect each lower position.
+    over output channels (of all of them, or of those with a non-zero ``du``);
+    the transposed convolution with a ones kernel sums it over the kernel taps
+    that connect each lower position.  Every such ``(o, tap)`` pair is one MAC
+    of ``W^T (*) du`` at that position, so this is the Backward Engine's MAC
+    count per lower element before output sparsity (fc layers: ``[n, 1, 1, 1]``).
+
+    Public because :mod:`h2learn.arch.activity` counts the MACs of trace-mode
+    tasks with it, so the cost model and :func:`backward_counts` count alike.
     """
     kernel, stride, padding, size = _geometry(layer)
     ones = torch.ones(1, 1, kernel, kernel, dtype=torch.float64)
@@ -178,8 +184,8 @@ def backward_counts(
     n = nonzero_du.shape[0]
     channels = layer.in_channels
     upper_ones = torch.full((1, 1, *nonzero_du.shape[2:]), float(layer.out_channels))
-    all_links = _connections(upper_ones.double(), layer)  # [1, 1, H, W]
-    nonzero_links = _connections(nonzero_du.sum(1, keepdim=True, dtype=torch.float64), layer)
+    all_links = connections(upper_ones.double(), layer)  # [1, 1, H, W]
+    nonzero_links = connections(nonzero_du.sum(1, keepdim=True, dtype=torch.float64), layer)
     if lower_mask is not None and output_sparsity:
         active = _as_maps(lower_mask, layer).sum(1, keepdim=True, dtype=torch.float64)
     else:

@@ -214,16 +214,23 @@ def lif_backward_unit(
             gated = path.add(gated, torch.where(fired[t], zero, carry))
         du[t] = gated
         carry = path.mul(decay, gated)
-    counts = _lif_backward_counts(grad.shape[0], grad[0].numel(), height, reset_grad)
+    counts = lif_backward_counts(grad.shape[0], grad[0].numel(), height, reset_grad)
     return EngineResult(unit, path.real(du), counts)
 
 
-def _lif_backward_counts(
+def lif_backward_counts(
     steps: int, elements: int, height: float, reset_grad: bool
 ) -> dict[str, int]:
-    """Per element: the last step gates only; earlier steps add the carry and reset path.
+    """Event counts of :func:`lif_backward_unit` over ``steps`` steps of ``elements`` neurons.
 
-    The carry multiply ``alpha * du`` is counted on the steps that use it.
+    The counts depend only on the shape and the settings, not on the data:
+    per element, the last step gates only; earlier steps add the carry and
+    (with ``reset_grad``) the reset path.  The carry multiply ``alpha * du``
+    is counted on the steps that use it; the surrogate height costs one
+    multiply per element and step unless it is 1.
+
+    Public because :mod:`h2learn.arch.activity` prices LIF backward tasks
+    with it without running the unit.
     """
     earlier = (steps - 1) * elements
     total = steps * elements

@@ -36,6 +36,8 @@ import torch.nn.functional as F
 
 from h2learn.arch.engines.counts import (
     FORWARD_COUNT_KEYS,
+    UPDATE_COUNT_KEYS,
+    EngineError,
     EngineResult,
     as_steps,
     check_activation,
@@ -102,6 +104,87 @@ def table_build_costs(n: int, k: int) -> tuple[int, int]:
         adds += 2**rest - rest - 1
         entries += 2**rest
     return adds, entries
+
+
+def lut_counts(
+    engine: str,
+    layer: LayerSpec,
+    k: int,
+    points: int,
+    zero_patterns: int,
+    skip_zero_patterns: bool,
+    block: int | None = None,
+) -> dict[str, int]:
+    """Exact event counts of one LUT pass of the Forward or the Weight Update Engine.
+
+    Both engines run the same mechanism with the two operands swapped;
+    ``engine`` (``"forward_engine"`` or ``"update_engine"``) picks the
+    orientation.  With ``O`` output channels, fan-in ``F`` and ``P`` points
+    (time steps x samples x output positions):
+
+    * tables are built over the *span*: the fan-in ``F`` (Forward Engine,
+      weights) or the ``P`` points (Weight Update Engine, ``du``);
+    * the patterns *presented* to each table are one per point (``P``,
+      Forward Engine) or one per presynaptic input (``F``, Weight Update Engine);
+    * the table operands are read once: ``weight_reads = F*O`` or ``grad_reads = P*O``;
+    * one output word per output channel and presented pattern: the outputs
+      (Forward Engine) or the ``dW`` words (Weight Update Engine).
+
+    Per output channel, ``ceil(span / k)`` tables are built (costs from
+    :func:`table_build_costs`) and every presented pattern is looked up in each
+    of them.  ``zero_patterns`` is the number of (presented pattern, group)
+    pairs with no spike; each is looked up by every output channel's PE, or
+    skipped with ``skip_zero_patterns`` (same result, fewer lookups).
+    ``block`` (Weight Update Engine only) is the number of point groups a PE
+    sums before merging its partial ``dW`` into the buffer
+    (``partial_sum_adds``); ``None`` is one sequential accumulation.
+
+    Conventions [ours]: tables are built once per call (one weight or
+    gradient version), reading each table operand once; an accumulator starts
+    at zero and every performed lookup is one add (``accumulations ==
+    lookups``); a k-bit pattern is read once per group and broadcast to all
+    output channels (``spike_reads``); each output word is written once per call.
+
+    Public because :mod:`h2learn.arch.activity` feeds the same formula with
+    pattern counts taken from a trace or from densities, so the cost model and
+    the engines count alike.
+    """
+    fan_in, out_channels = layer.fan_in, layer.out_channels
+    if engine == "forward_engine":
+        span, presented, keys, operand = fan_in, points, FORWARD_COUNT_KEYS, "weight_reads"
+    elif engine == "update_engine":
+        span, presented, keys, operand = points, fan_in, UPDATE_COUNT_KEYS, "grad_reads"
+    else:
+        raise EngineError(
+            f"lut_counts: engine={engine!r} has no LUT; use 'forward_engine' or 'update_engine'"
+        )
+    groups = math.ceil(span / k)
+    adds, entries = table_build_costs(span, k)
+    extra: dict[str, int] = {}
+    if block is not None:
+        if engine != "update_engine":
+            raise EngineError(f"{engine}: no partial-sum blocks (block={block}); pass None")
+        extra["partial_sum_adds"] = math.ceil(groups / block) * presented * out_channels
+    all_lookups = groups * presented * out_channels
+    zero_lookups = zero_patterns * out_channels
+    skipped = zero_lookups if skip_zero_patterns else 0
+    performed = all_lookups - skipped
+    return make_counts(
+        engine,
+        keys,
+        table_build_adds=adds * out_channels,
+        table_entries_written=entries * out_channels,
+        lookups=performed,
+        zero_pattern_lookups=zero_lookups,
+        lookups_skipped=skipped,
+        accumulations=performed,
+        table_reads=performed,
+        spike_reads=groups * presented,
+        output_writes=out_channels * presented,
+        dense_macs=span * presented * out_channels,
+        **{operand: span * out_channels},
+        **extra,
+    )
 
 
 def pack_patterns(bits: torch.Tensor, k: int) -> torch.Tensor:
@@ -250,45 +333,9 @@ def forward_engine(
         out[start:stop] = sums.view(stop - start, positions, out_channels).transpose(1, 2)
 
     output = _output_from_points(write_out(out, fmt.frac_bits, fmt), inputs, layer)
-    counts = _lut_counts(layer, k, steps.shape[0] * positions, zero_patterns, skip_zero_patterns)
+    points = steps.shape[0] * positions
+    counts = lut_counts(ENGINE, layer, k, points, zero_patterns, skip_zero_patterns)
     return EngineResult(ENGINE, output, counts)
-
-
-def _lut_counts(
-    layer: LayerSpec, k: int, points: int, zero_patterns: int, skip_zero_patterns: bool
-) -> dict[str, int]:
-    """Exact event counts of one LUT forward pass over ``points`` points.
-
-    ``zero_patterns`` is the number of (point, group) pairs with no spike;
-    each such pattern is looked up by every output channel's PE.  Conventions
-    [ours]: tables are built once per call (one weight version), reading each
-    weight once; an accumulator starts at zero and every performed lookup is
-    one add (``accumulations == lookups``); a k-bit pattern is read once per
-    point and group and broadcast to all output channels (``spike_reads``);
-    each output is written once.
-    """
-    fan_in, out_channels = layer.fan_in, layer.out_channels
-    groups = math.ceil(fan_in / k)
-    adds, entries = table_build_costs(fan_in, k)
-    all_lookups = groups * out_channels * points
-    zero_lookups = zero_patterns * out_channels
-    skipped = zero_lookups if skip_zero_patterns else 0
-    performed = all_lookups - skipped
-    return make_counts(
-        ENGINE,
-        FORWARD_COUNT_KEYS,
-        table_build_adds=adds * out_channels,
-        table_entries_written=entries * out_channels,
-        lookups=performed,
-        zero_pattern_lookups=zero_lookups,
-        lookups_skipped=skipped,
-        accumulations=performed,
-        table_reads=performed,
-        weight_reads=fan_in * out_channels,
-        spike_reads=groups * points,
-        output_writes=out_channels * points,
-        dense_macs=fan_in * out_channels * points,
-    )
 
 
 # --------------------------------------------------------------------------

@@ -61,8 +61,8 @@ from h2learn.arch.engines.counts import (
 from h2learn.arch.engines.forward import (
     accumulate_lookups,
     build_subset_tables,
+    lut_counts,
     pack_patterns,
-    table_build_costs,
 )
 from h2learn.arch.numerics import NumberFormat, as_format
 from h2learn.spec import LayerSpec
@@ -191,7 +191,7 @@ def update_engine(
         accumulator = accumulate_lookups(rows, table, sequential_loop)
 
     gradient = accumulator.t().reshape(layer.weight_shape)
-    counts = _lut_counts(layer, k, points, zero_patterns, skip_zero_patterns, block)
+    counts = lut_counts(ENGINE, layer, k, points, zero_patterns, skip_zero_patterns, block)
     return EngineResult(ENGINE, write_out(gradient, fmt.frac_bits, fmt), counts)
 
 
@@ -215,49 +215,6 @@ def _add_block_sums(
     partial = partial.view(fan_in, blocks, -1)
     for b in range(blocks):
         accumulator += partial[:, b]
-
-
-def _lut_counts(
-    layer: LayerSpec,
-    k: int,
-    points: int,
-    zero_patterns: int,
-    skip_zero_patterns: bool,
-    block: int | None = None,
-) -> dict[str, int]:
-    """Exact counts of one LUT weight update over ``points`` points.
-
-    ``zero_patterns`` is the number of (input, point group) pairs with no
-    spike; each is presented to every output neuron's table.  Conventions as
-    in the Forward Engine [ours]: each ``du`` is read once to build its table,
-    every performed lookup is one add into ``dW``'s accumulator, and each
-    ``dW`` word is written once per call.
-    """
-    fan_in, out_channels = layer.fan_in, layer.out_channels
-    point_groups = math.ceil(points / k)
-    adds, entries = table_build_costs(points, k)
-    all_lookups = point_groups * fan_in * out_channels
-    zero_lookups = zero_patterns * out_channels
-    skipped = zero_lookups if skip_zero_patterns else 0
-    performed = all_lookups - skipped
-    return make_counts(
-        ENGINE,
-        UPDATE_COUNT_KEYS,
-        table_build_adds=adds * out_channels,
-        table_entries_written=entries * out_channels,
-        lookups=performed,
-        zero_pattern_lookups=zero_lookups,
-        lookups_skipped=skipped,
-        accumulations=performed,
-        table_reads=performed,
-        grad_reads=out_channels * points,
-        spike_reads=point_groups * fan_in,
-        output_writes=out_channels * fan_in,
-        dense_macs=points * fan_in * out_channels,
-        partial_sum_adds=0
-        if block is None
-        else math.ceil(point_groups / block) * fan_in * out_channels,
-    )
 
 
 def _inputs_by_point(x: torch.Tensor, layer: LayerSpec) -> torch.Tensor:
