@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -24,10 +25,16 @@ from h2learn.baselines import (
 )
 from h2learn.baselines.gpu import arithmetic_floor_fp32_flop_energy_pj
 from h2learn.errors import H2LearnError
-from h2learn.spec import FC, Conv, build_spec, expand
+from h2learn.spec import FC, Conv, Pool, build_spec, expand
 
 
-def two_fc(batch: int = 8, steps: int = 3, hidden: int = 32, reset_grad: bool = True):
+def two_fc(
+    batch: int = 8,
+    steps: int = 3,
+    hidden: int = 32,
+    reset_grad: bool = True,
+    input_kind: str = "image",
+):
     """input 64 -> fc1 (hidden, fires) -> fc2 (10, current read-out)."""
     from h2learn.spec import LIFParams
 
@@ -39,6 +46,7 @@ def two_fc(batch: int = 8, steps: int = 3, hidden: int = 32, reset_grad: bool = 
         time_steps=steps,
         batch_size=batch,
         lif=LIFParams(reset_grad=reset_grad),
+        input_kind=input_kind,
     )
 
 
@@ -51,7 +59,7 @@ def rows(result, layer: str, kernel: str):
 
 def test_fc_gemm_flops_are_2btio_for_forward_dgrad_and_wgrad():
     batch, steps = 8, 3
-    result = v100_training_step(two_fc(batch, steps))
+    result = v100_training_step(two_fc(batch, steps, input_kind="events"))
     expected = 2 * batch * steps * 32 * 10
     for name in ("fc_forward", "fc_dgrad", "fc_wgrad"):
         (row,) = rows(result, "fc2", name)
@@ -59,6 +67,111 @@ def test_fc_gemm_flops_are_2btio_for_forward_dgrad_and_wgrad():
     (fwd,) = rows(result, "fc1", "fc_forward")
     (wgrad,) = rows(result, "fc1", "fc_wgrad")
     assert fwd.flops == wgrad.flops == 2 * batch * steps * 64 * 32
+
+
+# -- the time-invariant first layer and compact max-pooling indices (h2learn.snn.layers) -------
+
+
+def kernel_row(result, layer: str, kernel: str):
+    (row,) = rows(result, layer, kernel)
+    return row
+
+
+def test_repeated_image_first_layer_computes_once_per_sample():
+    # cifar-vgg conv1: 3x32x32 -> 128x32x32, 3x3 kernel: 128*32*32 outputs x 27 MACs per sample.
+    image = build_spec("cifar-vgg")
+    events = dataclasses.replace(image, input_kind="events")
+    steps, batch = image.time_steps, image.batch_size
+    macs_per_sample = 128 * 32 * 32 * 3 * 3 * 3
+    once, every_step = v100_training_step(image), v100_training_step(events)
+    for kernel in ("conv_forward", "conv_wgrad"):
+        assert kernel_row(once, "conv1", kernel).flops == 2 * batch * macs_per_sample
+        assert kernel_row(every_step, "conv1", kernel).flops == 2 * steps * batch * macs_per_sample
+    # operands: input, weights, output; batch norm on the same B (or T*B) rows
+    outputs, weights = 128 * 32 * 32, 128 * 27
+    assert kernel_row(once, "conv1", "conv_forward").bytes == 4 * (
+        batch * 3 * 32 * 32 + weights + batch * outputs
+    )
+    assert kernel_row(once, "conv1", "bn_normalize").bytes == 4 * 2 * batch * outputs
+    assert kernel_row(every_step, "conv1", "bn_normalize").bytes == 4 * 2 * steps * batch * outputs
+    assert kernel_row(once, "conv1", "bn_backward_elemt").bytes == 4 * 3 * batch * outputs
+    # the image is copied once per sample to channels-last, events once per step
+    assert kernel_row(once, "conv1", "input_to_channels_last").bytes == 4 * 2 * batch * 3 * 1024
+    assert rows(once, "conv1", "input_to_time_major") == []
+    assert kernel_row(every_step, "conv1", "input_to_time_major").bytes == (
+        4 * 2 * steps * batch * 3 * 1024
+    )
+    # running statistics kept by hand: 7 per-channel kernels, only when running once
+    stats = [k for k in once.kernels if k.layer == "conv1" and k.kernel.startswith("bn_once_")]
+    assert len(stats) == 7 and all(k.bytes <= 3 * 4 * 128 for k in stats)
+    assert not any(k.kernel.startswith("bn_once_") for k in every_step.kernels)
+    # layers fed spikes run on every step either way
+    for result in (once, every_step):
+        conv2 = kernel_row(result, "conv2", "conv_forward")
+        assert conv2.flops == 2 * steps * batch * 128 * 32 * 32 * 128 * 9
+    assert once.flops < every_step.flops and once.bytes < every_step.bytes
+
+
+def test_first_layer_with_batch_norm_over_one_value_runs_every_step():
+    # WeightedBlock._runs_once: batch norm must not see one value per channel (B * L == 1).
+    spec = expand("bn-fc", (64,), 10, [FC(32, batch_norm=True), FC(10, fires=False)], batch_size=1)
+    steps = spec.time_steps
+    result = v100_training_step(spec)
+    assert kernel_row(result, "fc1", "fc_forward").flops == 2 * steps * 64 * 32
+    assert kernel_row(result, "fc1", "input_to_time_major").bytes == 4 * 2 * steps * 64
+    assert not any(k.kernel.startswith("bn_once_") for k in result.kernels)
+    wider = v100_training_step(dataclasses.replace(spec, batch_size=2))
+    assert kernel_row(wider, "fc1", "fc_forward").flops == 2 * 2 * 64 * 32
+
+
+def test_non_firing_once_layer_sums_its_gradient_over_time():
+    # fc1 does not fire: its current stays expanded over T and autograd sums its gradient.
+    spec = expand("lin", (64,), 10, [FC(10, fires=False)], time_steps=5, batch_size=4)
+    result = v100_training_step(spec)
+    assert kernel_row(result, "fc1", "fc_forward").flops == 2 * 4 * 64 * 10
+    total = kernel_row(result, "fc1", "expand_backward_sum_over_t")
+    assert total.bytes == 4 * (5 + 1) * 4 * 10  # read T*B*10, write B*10
+    # a firing fc1 (two_fc, batch 8): the LIF hands back the summed gradient itself
+    fc = v100_training_step(two_fc())
+    for kernel in ("fc_forward", "fc_wgrad"):
+        assert kernel_row(fc, "fc1", kernel).flops == 2 * 8 * 64 * 32
+    assert rows(fc, "fc1", "expand_backward_sum_over_t") == []
+
+
+def test_max_pooling_keeps_16_bit_indices_for_backward():
+    spec = build_spec("fmnist-conv")  # maxpool1: 32x28x28 -> 32x14x14, 2x2 windows
+    outputs = spec.time_steps * spec.batch_size * 32 * 14 * 14
+    result = v100_training_step(spec)
+    # PyTorch's kernel writes int64 indices next to its float output ...
+    forward = kernel_row(result, "maxpool1", "maxpool_forward")
+    assert forward.bytes == 4 * (4 * outputs + outputs) + 8 * outputs
+    # ... h2learn narrows them to int16 (2 bytes per output) for backward ...
+    assert kernel_row(result, "maxpool1", "maxpool_indices_to_compact").bytes == (8 + 2) * outputs
+    # ... and widens them again for the scatter, which reads int64
+    assert kernel_row(result, "maxpool1", "maxpool_indices_to_int64").bytes == (2 + 8) * outputs
+    scatter = kernel_row(result, "maxpool1", "maxpool_backward")
+    assert scatter.bytes == 4 * 2 * outputs + 8 * outputs
+
+
+def test_compact_indices_only_where_h2learn_keeps_them():
+    # overlapping windows (AlexNet's 3x3, stride 2): PyTorch's own pooling, int64 indices
+    alexnet = v100_training_step(build_spec("alexnet"))
+    assert not any("indices" in k.kernel for k in alexnet.kernels)
+    assert rows(alexnet, "maxpool1", "maxpool_backward")
+    # a plane above 2**15 positions keeps int32 indices
+    big = expand(
+        "big", (2, 256, 256), 10, [Conv(4), Pool("maxpool", 2), FC(10, fires=False)], batch_size=2
+    )
+    outputs = big.time_steps * 2 * 4 * 128 * 128
+    result = v100_training_step(big)
+    assert kernel_row(result, "maxpool1", "maxpool_indices_to_compact").bytes == (8 + 4) * outputs
+    # pooling the image itself: no gradient, no kept indices, once per sample
+    first = expand("pool-first", (1, 8, 8), 10, [Pool("maxpool", 2), Conv(4), FC(10)], batch_size=3)
+    result = v100_training_step(first)
+    assert not any("indices" in k.kernel for k in result.kernels)
+    pool = kernel_row(result, "maxpool1", "maxpool_forward")
+    assert pool.bytes == 4 * 3 * (64 + 16) + 8 * 3 * 16
+    assert kernel_row(result, "conv1", "conv_forward").flops == 2 * 3 * 4 * 16 * 9
 
 
 def test_encoding_layer_has_no_input_gradient():

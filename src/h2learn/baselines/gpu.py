@@ -20,10 +20,19 @@ kernel on a :class:`GPUSpec`.  Every hardware number is a field of
 fixes the value.  docs/gpu-baseline.md explains each choice and its
 sensitivity.
 
+What is modelled is h2learn's own training step, not a generic GPU SNN
+framework: the kernel list follows :mod:`h2learn.snn` (including its
+time-invariant first layer and compact max-pooling indices, below), and
+:data:`FUSED_LIF` swaps in the fused LIF kernels of the first author's GPU
+library.
+
 Conventions: tensors are time-major, ``N = T * B`` is the merged batch that
 conv, linear and batch norm run on, ``M = B * neurons`` is one time step of a
-layer.  Byte counts are DRAM traffic (each operand read once, each result
-written once; L2 reuse between kernels is not modelled).
+layer.  A layer fed an image repeated over the ``T`` steps (the encoding
+layer of an image model) computes its conv/linear and batch norm once per
+sample, on ``B`` rows instead of ``N`` (``WeightedBlock._runs_once`` in
+:mod:`h2learn.snn.layers`).  Byte counts are DRAM traffic (each operand read
+once, each result written once; L2 reuse between kernels is not modelled).
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ Bound = Literal["compute", "memory"]
 DTYPE_BYTES: dict[str, int] = {"float16": 2, "float32": 4, "float64": 8}
 """Bytes per element of each supported storage/compute dtype."""
 BOOL_BYTES = 1  # torch.bool and torch.uint8 (saved spikes and masks)
-INDEX_BYTES = 8  # torch.int64 (max-pooling indices)
+INDEX_BYTES = 8  # torch.int64: the max-pooling indices PyTorch's kernels write and read
+COMPACT_INDEX_PLANE = 2**15  # h2learn keeps int16 indices up to this H*W plane, int32 above
 
 # Horowitz, "Computing's energy problem", ISSCC 2014: 45 nm, 0.9 V.
 HOROWITZ_FP32_ADD_PJ = 0.9
@@ -390,6 +400,9 @@ class StepImplementation:
     backward: ``T - 1`` times), ``*_whole`` once on all ``T`` steps
     (``N * neurons`` elements).  The number of kernels per step is the length
     of each tuple: replace a tuple to model another implementation.
+    ``batch_norm_running_stats_once`` runs on the ``C`` channels of a batch
+    norm computed once per sample (time-invariant input), next to
+    ``batch_norm_forward``.
     """
 
     name: str
@@ -405,6 +418,7 @@ class StepImplementation:
     batch_norm_forward: tuple[ElementwiseOp, ...]
     batch_norm_backward: tuple[ElementwiseOp, ...]
     adam: tuple[ElementwiseOp, ...]
+    batch_norm_running_stats_once: tuple[ElementwiseOp, ...] = ()
     gemm_kernels_per_call: int = 1
     foreach_tensors_per_launch: int = 64
     foreach_elements_per_launch: int = 65536 * 320
@@ -431,6 +445,18 @@ class StepImplementation:
 _BN_FORWARD = (
     _op("bn_collect_stats", fr=1, fl=3),  # mean and variance per channel
     _op("bn_normalize", fr=1, fw=1, fl=2),
+)
+# h2learn.snn.layers.WeightedBlock._current_once: batch norm of a time-invariant input
+# runs on B rows with zeroed buffers and momentum 1, then rescales the variance to
+# T * B samples and updates the running statistics itself: 7 small per-channel kernels.
+_BN_RUNNING_STATS_ONCE = (
+    _op("bn_once_zeros_mean", fw=1),
+    _op("bn_once_zeros_var", fw=1),
+    _op("bn_once_rescale_var", fr=1, fw=1, fl=1),
+    _op("bn_once_running_mean_mul", fr=1, fw=1, fl=1),
+    _op("bn_once_running_mean_add", fr=2, fw=1, fl=2),
+    _op("bn_once_running_var_mul", fr=1, fw=1, fl=1),
+    _op("bn_once_running_var_add", fr=2, fw=1, fl=2),
 )
 _BN_BACKWARD = (
     _op("bn_backward_reduce", fr=2, fl=4),  # dgamma, dbeta and the two reductions for dx
@@ -500,6 +526,7 @@ PYTORCH_EAGER = StepImplementation(
     lif_backward_step=(_op("lif_addcmul_carry", fr=3, fw=1, fl=2),),
     batch_norm_forward=_BN_FORWARD,
     batch_norm_backward=_BN_BACKWARD,
+    batch_norm_running_stats_once=_BN_RUNNING_STATS_ONCE,
     adam=_ADAM_FOREACH,
 )
 """h2learn's PyTorch implementation: the kernels of ``h2learn.snn.neuron`` op by op."""
@@ -608,15 +635,55 @@ def kernel_cost(kernel: Kernel, gpu: GPUSpec, dtype: str) -> KernelCost:
 
 @dataclass(frozen=True)
 class _Ctx:
-    """What every counting function needs: the network and the run's element size."""
+    """What every counting function needs: network, element size, software, once-per-sample layers.
+
+    ``once`` names the layers that compute once per sample (:func:`_once_per_sample`).
+    """
 
     spec: NetworkSpec
     dtype_bytes: int
     impl: StepImplementation
+    once: frozenset[str] = frozenset()
 
     @property
     def merged(self) -> int:  # N = T * B
         return self.spec.time_steps * self.spec.batch_size
+
+    def rows(self, layer: LayerSpec) -> int:
+        """Samples ``layer`` computes on: ``B`` if it runs once per sample, else ``N = T * B``."""
+        return self.spec.batch_size if layer.name in self.once else self.merged
+
+
+def _once_per_sample(spec: NetworkSpec) -> tuple[frozenset[str], list[bool]]:
+    """``(layers computing once per sample, whether each layer's input is time-invariant)``.
+
+    Mirrors :mod:`h2learn.snn.layers`: an image model's input is one image
+    repeated over ``T > 1`` steps (an ``expand``, stride 0 along time).  Pooling
+    and flatten then run once per sample and stay time-invariant; a weighted
+    layer runs its conv/linear and batch norm once per sample unless batch norm
+    would see a single value per channel (``B * out_positions == 1``,
+    ``WeightedBlock._runs_once``).  Its output stays time-invariant only if it
+    neither fires nor adds a residual; the LIF neuron turns it into ``[T, B]``
+    spikes.
+    """
+    network_input = spec.input_kind == "image" and spec.time_steps > 1
+    once: set[str] = set()
+    invariant_in: list[bool] = []
+    invariant_out: list[bool] = []
+    for layer in spec.layers:
+        invariant = network_input if layer.source < 0 else invariant_out[layer.source]
+        invariant_in.append(invariant)
+        if layer.weighted:
+            runs_once = invariant and (
+                not layer.batch_norm or spec.batch_size * layer.out_positions > 1
+            )
+            stays = runs_once and not layer.fires and layer.residual is None
+        else:  # TimeDistributed: once per sample while the input is time-invariant
+            runs_once = stays = invariant
+        if runs_once:
+            once.add(layer.name)
+        invariant_out.append(stays)
+    return frozenset(once), invariant_in
 
 
 def _elementwise(
@@ -642,46 +709,65 @@ def _ops(
     return [_elementwise(ctx, layer, phase, op, elements, times) for op in ops]
 
 
-def _layer_elements(ctx: _Ctx, shape: tuple[int, ...]) -> int:
-    """Elements of a ``[T*B, *shape]`` activation."""
-    return ctx.merged * math.prod(shape)
+def _layer_elements(ctx: _Ctx, shape: tuple[int, ...], rows: int | None = None) -> int:
+    """Elements of a ``[rows, *shape]`` activation (default ``rows``: ``N = T * B``)."""
+    return (ctx.merged if rows is None else rows) * math.prod(shape)
 
 
 def _gemm(ctx: _Ctx, layer: LayerSpec, phase: str, name: str, operands: float) -> Kernel:
-    """A conv/linear GEMM on the merged batch: ``2 * N * macs_per_step`` FLOPs.
+    """A conv/linear GEMM on the layer's rows: ``2 * rows * macs_per_step`` FLOPs.
 
-    Forward ``W (*) x``, input gradient ``W^T (*) dz`` and weight gradient
-    ``dz (x) x`` all perform the same multiply-accumulates.  ``operands`` is
-    the number of dtype elements moved (minimum traffic: each operand read
-    once, the result written once).
+    ``rows`` is the merged batch ``N``, or ``B`` for a layer computing once per
+    sample.  Forward ``W (*) x``, input gradient ``W^T (*) dz`` and weight
+    gradient ``dz (x) x`` all perform the same multiply-accumulates.
+    ``operands`` is the number of dtype elements moved (minimum traffic: each
+    operand read once, the result written once).
     """
     return Kernel(
         layer=layer.name,
         phase=phase,
         kernel=name,
         engine="gemm",
-        flops=2.0 * ctx.merged * layer.macs_per_step,
+        flops=2.0 * ctx.rows(layer) * layer.macs_per_step,
         bytes=operands * ctx.dtype_bytes,
         launches=ctx.impl.gemm_kernels_per_call,
     )
 
 
-def _input_copy_kernels(ctx: _Ctx, layer: LayerSpec) -> list[Kernel]:
-    """The contiguous ``[T*B, ...]`` copy of the network input.
+def _input_copy_kernels(ctx: _Ctx, layer: LayerSpec, invariant_input: bool) -> list[Kernel]:
+    """The copy a layer makes of a network input (or of a time-invariant input).
 
-    Images are repeated over T with ``expand`` and event frames arrive
-    batch-major and are transposed; either way ``merge_time`` must copy.
+    Event frames arrive batch-major and are transposed, so ``merge_time``
+    copies them into a contiguous ``[T*B, ...]`` tensor.  An image repeated
+    over T is never copied to ``[T*B, ...]`` by a layer that runs once per
+    sample: a conv copies its ``[B, ...]`` input to channels-last (the layout
+    its kernels use), a linear layer reads it in place, as do pooling and
+    flatten.  A weighted layer that gets a time-invariant input but cannot
+    run once (see :func:`_once_per_sample`) materialises the ``T`` copies.
     """
-    if layer.source >= 0:
+    runs_once = layer.name in ctx.once
+    if invariant_input and runs_once:
+        if layer.kind != "conv":
+            return []
+        copy = _op("input_to_channels_last", fr=1, fw=1)
+        elements = _layer_elements(ctx, layer.in_shape, ctx.rows(layer))
+        return [_elementwise(ctx, layer.name, "forward", copy, elements)]
+    if layer.source >= 0 and not invariant_input:
         return []
     copy = _op("input_to_time_major", fr=1, fw=1)
     return [_elementwise(ctx, layer.name, "forward", copy, _layer_elements(ctx, layer.in_shape))]
 
 
 def _weighted_forward(ctx: _Ctx, layer: LayerSpec) -> list[Kernel]:
-    """Conv/linear (+ bias) (+ batch norm) (+ residual add), on the merged batch."""
-    n_in = _layer_elements(ctx, layer.in_shape)
-    n_out = _layer_elements(ctx, layer.out_shape)
+    """Conv/linear (+ bias) (+ batch norm) (+ residual add), on the layer's rows.
+
+    A layer that runs once per sample does all of it on ``B`` rows; its
+    batch norm then also keeps the running statistics with a few per-channel
+    kernels (``batch_norm_running_stats_once``).
+    """
+    rows = ctx.rows(layer)
+    n_in = _layer_elements(ctx, layer.in_shape, rows)
+    n_out = _layer_elements(ctx, layer.out_shape, rows)
     kernels: list[Kernel] = []
     if layer.binary_input:  # _SpikeConv2d / _SpikeLinear keep the spikes as bool
         pack = _op("spikes_to_bool", fr=1, bw=1)
@@ -694,9 +780,14 @@ def _weighted_forward(ctx: _Ctx, layer: LayerSpec) -> list[Kernel]:
         kernels.append(_elementwise(ctx, layer.name, "forward", bias, n_out))
     if layer.batch_norm:
         kernels += _ops(ctx, layer.name, "forward", ctx.impl.batch_norm_forward, n_out, 1)
-    if layer.residual is not None:
+        if layer.name in ctx.once:
+            stats = ctx.impl.batch_norm_running_stats_once
+            kernels += _ops(ctx, layer.name, "forward", stats, layer.out_channels, 1)
+    if layer.residual is not None:  # materialises [T*B] even when the current ran once
         add = _op("residual_add", fr=2, fw=1, fl=1)
-        kernels.append(_elementwise(ctx, layer.name, "forward", add, n_out))
+        kernels.append(
+            _elementwise(ctx, layer.name, "forward", add, _layer_elements(ctx, layer.out_shape))
+        )
     return kernels
 
 
@@ -739,10 +830,36 @@ def _lif_backward(ctx: _Ctx, layer: LayerSpec) -> list[Kernel]:
     return kernels + _ops(ctx, layer.name, "backward", impl.lif_backward_step, per_step, steps)
 
 
-def _pool_forward(ctx: _Ctx, layer: LayerSpec) -> list[Kernel]:
-    """Average or max pooling over the merged batch (max pooling also writes int64 indices)."""
-    n_in = _layer_elements(ctx, layer.in_shape)
-    n_out = _layer_elements(ctx, layer.out_shape)
+def _compact_index_bytes(layer: LayerSpec, input_needs_grad: bool) -> int | None:
+    """Bytes per max-pooling index that h2learn keeps for backward, or ``None`` if none.
+
+    ``h2learn.snn.layers.MaxPool2d`` keeps the argmax indices as int16 (int32
+    for an ``H x W`` plane above 2**15) instead of int64 when the windows do
+    not overlap (``stride >= kernel``) and the input needs a gradient;
+    otherwise PyTorch's own max pooling keeps int64 indices (``None``).
+    """
+    if layer.kind != "maxpool" or not input_needs_grad or layer.stride < layer.kernel:
+        return None
+    return 2 if math.prod(layer.in_shape[1:]) <= COMPACT_INDEX_PLANE else 4
+
+
+def _index_conversion(name: str, read_bytes: int, write_bytes: int) -> ElementwiseOp:
+    """A dtype conversion of integer indices, its bytes counted as one-byte elements."""
+    return _op(name, br=read_bytes, bw=write_bytes)
+
+
+def _pool_forward(ctx: _Ctx, layer: LayerSpec, input_needs_grad: bool) -> list[Kernel]:
+    """Average or max pooling on the layer's rows; max pooling also writes int64 indices.
+
+    PyTorch's CUDA max pooling always writes int64 indices.  Where h2learn
+    keeps compact indices (:func:`_compact_index_bytes`), a second kernel
+    narrows them to int16/int32.  That cuts the memory *held* until backward
+    to a quarter (or half), but it adds DRAM traffic: 8 bytes read and 2 (or 4)
+    written per output here, and the reverse in backward.
+    """
+    rows = ctx.rows(layer)
+    n_in = _layer_elements(ctx, layer.in_shape, rows)
+    n_out = _layer_elements(ctx, layer.out_shape, rows)
     window = layer.kernel * layer.kernel
     if layer.kind == "avgpool":
         op = _op("avgpool_forward", fr=n_in / n_out, fw=1, fl=window)
@@ -750,28 +867,55 @@ def _pool_forward(ctx: _Ctx, layer: LayerSpec) -> list[Kernel]:
     kernel = _elementwise(
         ctx, layer.name, "forward", _op("maxpool_forward", fr=n_in / n_out, fw=1, fl=window), n_out
     )
-    indices = n_out * INDEX_BYTES
-    return [dataclasses.replace(kernel, bytes=kernel.bytes + indices)]
+    kernels = [dataclasses.replace(kernel, bytes=kernel.bytes + n_out * INDEX_BYTES)]
+    compact = _compact_index_bytes(layer, input_needs_grad)
+    if compact is not None:  # index.to(torch.int16 or torch.int32), saved for backward
+        narrow = _index_conversion("maxpool_indices_to_compact", INDEX_BYTES, compact)
+        kernels.append(_elementwise(ctx, layer.name, "forward", narrow, n_out))
+    return kernels
 
 
 def _pool_backward(ctx: _Ctx, layer: LayerSpec) -> list[Kernel]:
-    """Pooling backward: avg spreads the gradient; max zero-fills then scatters by index."""
-    n_in = _layer_elements(ctx, layer.in_shape)
-    n_out = _layer_elements(ctx, layer.out_shape)
+    """Pooling backward: avg spreads the gradient; max zero-fills then scatters by index.
+
+    Max pooling scatters with int64 indices either way: PyTorch's backward
+    kernel reads them, and h2learn's compact indices are widened first
+    (``index.long()``) for ``scatter_``.
+    """
+    rows = ctx.rows(layer)
+    n_in = _layer_elements(ctx, layer.in_shape, rows)
+    n_out = _layer_elements(ctx, layer.out_shape, rows)
     if layer.kind == "avgpool":
         op = _op("avgpool_backward", fr=1, fw=n_in / n_out, fl=1)
         return [_elementwise(ctx, layer.name, "backward", op, n_out)]
+    kernels: list[Kernel] = []
+    compact = _compact_index_bytes(layer, input_needs_grad=True)  # backward: the input needs it
+    if compact is not None:
+        widen = _index_conversion("maxpool_indices_to_int64", compact, INDEX_BYTES)
+        kernels.append(_elementwise(ctx, layer.name, "backward", widen, n_out))
     zero = _elementwise(ctx, layer.name, "backward", _op("maxpool_grad_zero", fw=1), n_in)
     scatter = _elementwise(ctx, layer.name, "backward", _op("maxpool_backward", fr=1, fw=1), n_out)
-    return [zero, dataclasses.replace(scatter, bytes=scatter.bytes + n_out * INDEX_BYTES)]
+    return kernels + [zero, dataclasses.replace(scatter, bytes=scatter.bytes + n_out * INDEX_BYTES)]
 
 
 def _weighted_backward(ctx: _Ctx, layer: LayerSpec, input_needs_grad: bool) -> list[Kernel]:
-    """Batch-norm and bias gradients, the input gradient (dgrad) and weight gradient (wgrad)."""
-    n_in = _layer_elements(ctx, layer.in_shape)
-    n_out = _layer_elements(ctx, layer.out_shape)
+    """Batch-norm and bias gradients, the input gradient (dgrad) and weight gradient (wgrad).
+
+    A layer that ran once per sample gets the gradient of its ``[B, ...]``
+    current: from the LIF neuron directly (``sum_t du[t]``, computed in its
+    BPTT loop), otherwise from autograd summing the ``[T, B, ...]`` gradient of
+    the expanded current over T (one reduction kernel).  Everything after
+    that runs on ``B`` rows.
+    """
+    rows = ctx.rows(layer)
+    n_in = _layer_elements(ctx, layer.in_shape, rows)
+    n_out = _layer_elements(ctx, layer.out_shape, rows)
     name = layer.name
     kernels: list[Kernel] = []
+    if name in ctx.once and not (layer.fires and layer.residual is None):
+        steps = ctx.spec.time_steps
+        total = _op("expand_backward_sum_over_t", fr=steps, fw=1, fl=steps - 1)
+        kernels.append(_elementwise(ctx, name, "backward", total, n_out))
     if layer.batch_norm:
         kernels += _ops(ctx, name, "backward", ctx.impl.batch_norm_backward, n_out, 1)
     if _has_bias(layer):
@@ -882,19 +1026,22 @@ def training_step_kernels(
     layer order (LIF BPTT, batch norm, dgrad, wgrad, gradient accumulation
     where a layer feeds several), then the optimizer.
     """
-    ctx = _Ctx(spec, check_dtype(dtype), implementation)
+    once, invariant_input = _once_per_sample(spec)
+    ctx = _Ctx(spec, check_dtype(dtype), implementation, once)
+    needs = _needs_grad(spec)
     forward: list[Kernel] = []
-    for layer in spec.layers:
-        forward += _input_copy_kernels(ctx, layer)
+    for index, layer in enumerate(spec.layers):
+        if layer.weighted or layer.source < 0:
+            forward += _input_copy_kernels(ctx, layer, invariant_input[index])
         if layer.weighted:
             forward += _weighted_forward(ctx, layer)
             if layer.fires:
                 forward += _lif_forward(ctx, layer)
         elif layer.kind in ("avgpool", "maxpool"):
-            forward += _pool_forward(ctx, layer)
+            input_needs_grad = layer.source >= 0 and needs[layer.source]
+            forward += _pool_forward(ctx, layer, input_needs_grad)
     loss = _readout_and_loss(ctx)
     backward: list[Kernel] = []
-    needs = _needs_grad(spec)
     consumers = _consumers(spec)
     for index in range(len(spec.layers) - 1, -1, -1):
         layer = spec.layers[index]
