@@ -7,6 +7,7 @@ never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -89,10 +90,15 @@ def train(
     limit_train: int | None = typer.Option(None, help="use only the first N training samples"),
     limit_test: int | None = typer.Option(None, help="use only the first N test samples"),
     no_reset_grad: bool = typer.Option(False, help="drop the reset-path gradient"),
+    precision: str = typer.Option("float32", help="float32 or float64 (e.g. for exact checks)"),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="output folder"),
     resume: bool = typer.Option(False, help="continue the run in --out from its checkpoint"),
 ) -> None:
-    """Train a spiking network with BPTT; writes metrics.json and a checkpoint to --out."""
+    """Train a spiking network with BPTT; writes metrics.json and a checkpoint to --out.
+
+    Under `torchrun --nproc-per-node N -m h2learn train ...` the N processes
+    train data-parallel with --batch-size as the global batch: same result.
+    """
     from h2learn.snn.train import TrainConfig
 
     config = TrainConfig(
@@ -109,16 +115,24 @@ def train(
         limit_train=limit_train,
         limit_test=limit_test,
         reset_grad=not no_reset_grad,
+        precision=precision,
     )
     metrics = run_with_progress(config, out_dir, resume)
+    if _is_worker():
+        return
     out.print(
         f"test accuracy {metrics['test_accuracy']:.2%} after {metrics['epochs']} epochs "
         f"({metrics['train_seconds']:.1f} s of training); results in {out_dir}"
     )
 
 
+def _is_worker() -> bool:
+    """Whether this is a non-zero rank of a torchrun launch (which stays quiet)."""
+    return os.environ.get("RANK", "0") != "0"
+
+
 def run_with_progress(config, out_dir: Path, resume: bool) -> dict:
-    """Train with a progress bar on stderr."""
+    """Train with a progress bar on stderr (rank 0 only under torchrun)."""
     from h2learn.snn.train import train as run_training
 
     columns = (
@@ -128,7 +142,7 @@ def run_with_progress(config, out_dir: Path, resume: bool) -> dict:
         TextColumn("loss {task.fields[loss]:.4f}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=console, transient=True, disable=_is_worker()) as progress:
         task = progress.add_task("train", total=None, epoch="-", loss=float("nan"))
 
         def hook(epoch: int, step: int, steps: int, loss: float) -> None:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from h2learn.snn.neuron import LIF
+from h2learn.snn.sync_norm import sync_batch_norm
 from h2learn.spec import LayerSpec, LIFParams
 
 CHANNELS_LAST = torch.channels_last
@@ -201,6 +202,9 @@ class WeightedBlock(nn.Module):
             norm = nn.BatchNorm1d
         self.norm = norm(spec.out_channels) if spec.batch_norm else None
         self.neuron = LIF.from_params(lif) if spec.fires else None
+        # Set by h2learn.snn.distributed for data-parallel training: batch-norm
+        # statistics then span every process's shard of the global batch.
+        self.sync_batch_norm = False
 
     def current(self, x: torch.Tensor) -> torch.Tensor:
         """The layer's input current ``W (*) x (+ b)`` (after batch norm), ``[T, B, ...]``.
@@ -251,7 +255,14 @@ class WeightedBlock(nn.Module):
                 z = z + (self.op.bias.view(1, -1, 1, 1) if z.dim() == 4 else self.op.bias)
         else:
             z = self._op(flat)
-        return self.norm(z) if self.norm is not None else z
+        if self.norm is None:
+            return z
+        if self._syncs_batch_norm():
+            return sync_batch_norm(z, self.norm)
+        return self.norm(z)
+
+    def _syncs_batch_norm(self) -> bool:
+        return self.sync_batch_norm and self.norm is not None and self.norm.training
 
     def _op(self, x: torch.Tensor) -> torch.Tensor:
         if self.spec.kind == "conv":
@@ -272,6 +283,8 @@ class WeightedBlock(nn.Module):
             return z
         if not norm.training and norm.running_mean is not None:
             return norm(z)  # running statistics: a per-sample map
+        if self._syncs_batch_norm():
+            return sync_batch_norm(z, norm, time_copies=steps)
         factor = 0.0 if norm.momentum is None else norm.momentum
         update = norm.training and norm.track_running_stats
         if update and norm.num_batches_tracked is not None:

@@ -3,7 +3,9 @@
 Determinism: the model is initialised from ``seed`` and every epoch's
 shuffle comes from a generator seeded with ``(seed, epoch)``, so an
 interrupted run resumed from its last checkpoint ends with the same weights
-as an uninterrupted one.
+as an uninterrupted one.  Under ``torchrun`` the same run is split across
+processes (:mod:`h2learn.snn.distributed`); ``batch_size`` stays the global
+batch, so the result does not depend on the number of processes.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from h2learn.errors import CheckpointError, H2LearnError, TrainingDiverged
 from h2learn.snn.data import dataset_info, load_dataset
+from h2learn.snn.distributed import World, data_parallel, process_world
 from h2learn.snn.models import SpikingNetwork, build
 from h2learn.spec import model_names
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
 CHECKPOINT_VERSION = 1
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class TrainConfig(BaseModel):
@@ -55,6 +59,7 @@ class TrainConfig(BaseModel):
     alpha: float | None = None
     v_th: float | None = None
     reset_grad: bool = True
+    precision: Literal["float32", "float64"] = "float32"
 
     @field_validator("model")
     @classmethod
@@ -86,7 +91,8 @@ class TrainConfig(BaseModel):
 def build_model(config: TrainConfig) -> SpikingNetwork:
     """The model the config describes, initialised from its seed."""
     torch.manual_seed(config.seed)
-    return build(config.resolved_model(), **config.model_overrides())
+    model = build(config.resolved_model(), **config.model_overrides())
+    return model.to(DTYPES[config.precision])
 
 
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -109,27 +115,53 @@ def make_scheduler(
 
 
 def loss_fn(rate: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Cross-entropy on the rate read-out, or MSE of the rate to the one-hot target (STBP)."""
+    """Cross-entropy on the rate read-out, or MSE of the rate to the one-hot target (STBP).
+
+    Averaged over the batch (and, for MSE, the classes).
+    """
+    return summed_loss(rate, target, kind) / max(len(target), 1)
+
+
+def summed_loss(rate: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """The loss summed over the batch: a shard's share of a global batch's loss."""
     if kind == "ce":
-        return F.cross_entropy(rate, target)
-    return F.mse_loss(rate, F.one_hot(target, rate.shape[1]).to(rate.dtype))
+        return F.cross_entropy(rate, target, reduction="sum")
+    one_hot = F.one_hot(target, rate.shape[1]).to(rate.dtype)
+    return F.mse_loss(rate, one_hot, reduction="sum") / rate.shape[1]
 
 
 def to_time_major(x: torch.Tensor, model: SpikingNetwork) -> torch.Tensor:
-    """Event batches come batch-major ``[B, T, ...]``; the network wants ``[T, B, ...]``."""
+    """Event batches come batch-major ``[B, T, ...]``; the network wants ``[T, B, ...]``.
+
+    The input is also brought to the model's floating-point precision.
+    """
+    dtype = next(model.parameters()).dtype
+    if x.is_floating_point() and x.dtype != dtype:
+        x = x.to(dtype)
     if x.dim() == len(model.spec.input_shape) + 2:
         return x.transpose(0, 1)
     return x
 
 
 @torch.no_grad()
-def evaluate(model: SpikingNetwork, data: TensorDataset, batch_size: int = 256) -> float:
-    """Top-1 accuracy (a fraction) of ``model`` on ``data``."""
+def evaluate(
+    model: SpikingNetwork, data: TensorDataset, batch_size: int = 256, world: World | None = None
+) -> float:
+    """Top-1 accuracy (a fraction) of ``model`` on ``data``.
+
+    In a multi-process ``world`` each process evaluates its share of the
+    samples and the counts are summed.
+    """
+    world = world or World()
     model.eval()
     correct = 0
-    for x, y in DataLoader(data, batch_size=batch_size):
+    indices = world.shard(torch.arange(len(data))) if world.distributed else None
+    for start in range(0, len(data) if indices is None else len(indices), batch_size):
+        batch = slice(start, start + batch_size)
+        x, y = data[batch] if indices is None else data[indices[batch]]
         correct += (model(to_time_major(x, model)).argmax(1) == y).sum().item()
     model.train()
+    (correct,) = world.sum([correct])
     return correct / max(len(data), 1)
 
 
@@ -206,9 +238,24 @@ def train(
     """Train per ``config``, writing ``metrics.json`` and a checkpoint each epoch to ``out_dir``.
 
     Returns the metrics dict.  With ``resume`` the run continues from
-    ``out_dir``'s checkpoint (whose config must match).
+    ``out_dir``'s checkpoint (whose config must match).  Launched by
+    ``torchrun``, the processes train together (data parallel, same result);
+    only rank 0 writes files, logs and reports progress.
     """
-    out_dir = Path(out_dir)
+    with process_world() as world:
+        if not world.is_main:
+            progress, log = None, lambda message: None
+        return _train(config, Path(out_dir), resume, progress, log, world)
+
+
+def _train(
+    config: TrainConfig,
+    out_dir: Path,
+    resume: bool,
+    progress: ProgressHook | None,
+    log: Callable[[str], None],
+    world: World,
+) -> dict[str, Any]:
     train_set = load_dataset(
         config.dataset, "train", config.data_dir, _time_steps(config), config.limit_train
     )
@@ -216,6 +263,7 @@ def train(
         config.dataset, "test", config.data_dir, _time_steps(config), config.limit_test
     )
     model = build_model(config)
+    stepper = data_parallel(model, world)
     optimizer = make_optimizer(config, model)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
@@ -243,15 +291,17 @@ def train(
         raise H2LearnError(
             f"{out_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
+    if world.distributed:
+        log(f"data parallel over {world.size} processes, global batch {config.batch_size}")
 
     for epoch in range(start_epoch, config.epochs):
         began = time.perf_counter()
         train_loss, train_acc = _train_epoch(
-            model, optimizer, scheduler, train_set, config, epoch, progress
+            stepper, model, optimizer, scheduler, train_set, config, epoch, progress, world
         )
         seconds = time.perf_counter() - began
         elapsed += seconds
-        test_acc = evaluate(model, test_set)
+        test_acc = evaluate(model, test_set, world=world)
         history.append(
             {
                 "epoch": epoch + 1,
@@ -265,25 +315,33 @@ def train(
             f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, "
             f"train {train_acc:.2%}, test {test_acc:.2%} ({seconds:.1f} s)"
         )
-        save_checkpoint(
-            checkpoint_path,
-            {
-                "version": CHECKPOINT_VERSION,
-                "config": config.model_dump(),
-                "spec": model.spec.to_dict(),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "history": history,
-                "train_seconds": elapsed,
-            },
-        )
-        metrics = _metrics(config, model, history, elapsed)
-        atomic_write_json(out_dir / METRICS_NAME, metrics)
-    if start_epoch >= config.epochs:
-        metrics = _metrics(config, model, history, elapsed)
+        if world.is_main:
+            _save_epoch(
+                checkpoint_path, config, model, optimizer, scheduler, epoch, history, elapsed, world
+            )
+        world.barrier()  # the checkpoint exists before any process moves on
+    metrics = _metrics(config, model, history, elapsed, world)
     return metrics
+
+
+def _save_epoch(
+    checkpoint_path, config, model, optimizer, scheduler, epoch, history, elapsed, world
+):
+    """Write the end-of-epoch checkpoint, then the metrics (both atomically)."""
+    state = {
+        "version": CHECKPOINT_VERSION,
+        "config": config.model_dump(),
+        "spec": model.spec.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "history": history,
+        "train_seconds": elapsed,
+    }
+    save_checkpoint(checkpoint_path, state)
+    metrics = _metrics(config, model, history, elapsed, world)
+    atomic_write_json(checkpoint_path.parent / METRICS_NAME, metrics)
 
 
 def _time_steps(config: TrainConfig) -> int:
@@ -294,7 +352,9 @@ def _time_steps(config: TrainConfig) -> int:
     return build_spec(config.resolved_model()).time_steps
 
 
-def _metrics(config: TrainConfig, model: SpikingNetwork, history, elapsed: float) -> dict[str, Any]:
+def _metrics(
+    config: TrainConfig, model: SpikingNetwork, history, elapsed: float, world: World | None = None
+) -> dict[str, Any]:
     return {
         "dataset": config.dataset,
         "model": config.resolved_model(),
@@ -304,34 +364,55 @@ def _metrics(config: TrainConfig, model: SpikingNetwork, history, elapsed: float
         "train_seconds": elapsed,
         "epochs": len(history),
         "history": history,
+        "processes": (world or World()).size,
         "config": config.model_dump(),
     }
 
 
-def _train_epoch(model, optimizer, scheduler, data, config: TrainConfig, epoch: int, progress):
+def _train_epoch(
+    stepper: torch.nn.Module,
+    model: SpikingNetwork,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    data: TensorDataset,
+    config: TrainConfig,
+    epoch: int,
+    progress: ProgressHook | None,
+    world: World,
+) -> tuple[float, float]:
+    """One epoch of BPTT steps; returns the epoch's mean training loss and accuracy.
+
+    ``stepper`` computes the forward pass: ``model`` itself or its DDP wrapper.
+    The shuffle is the same permutation a ``DataLoader(shuffle=True)`` with this
+    generator draws; each global batch is cut into the processes' shards.
+    """
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, generator=generator)
+    batches = torch.randperm(len(data), generator=generator).split(config.batch_size)
     total_loss, correct, seen = 0.0, 0, 0
-    steps = len(loader)
-    for step, (x, y) in enumerate(loader):
-        rate = model(to_time_major(x, model))
-        loss = loss_fn(rate, y, config.loss)
-        if not math.isfinite(loss.item()):
+    for step, batch in enumerate(batches):
+        x, y = data[world.shard(batch)]
+        rate = stepper(to_time_major(x, model))
+        loss_sum = summed_loss(rate, y, config.loss)
+        # one collective before backward: every process sees the global loss, so
+        # all of them stop together on a NaN instead of leaving peers waiting
+        batch_loss, batch_correct = world.sum([loss_sum.item(), (rate.argmax(1) == y).sum().item()])
+        batch_loss /= len(batch)
+        if not math.isfinite(batch_loss):
             raise TrainingDiverged(
-                f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                f"loss became {batch_loss} at epoch {epoch + 1}, step {step + 1}; "
                 "lower --lr or check the input data (the last good checkpoint is kept)"
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss_sum * (world.size / len(batch))).backward()
         optimizer.step()
         scheduler.step()
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise TrainingDiverged(
                 f"weights became non-finite at epoch {epoch + 1}, step {step + 1}; lower --lr"
             )
-        total_loss += loss.item() * len(y)
-        correct += (rate.argmax(1) == y).sum().item()
-        seen += len(y)
+        total_loss += batch_loss * len(batch)
+        correct += int(batch_correct)
+        seen += len(batch)
         if progress is not None:
-            progress(epoch, step + 1, steps, loss.item())
+            progress(epoch, step + 1, len(batches), batch_loss)
     return total_loss / seen, correct / seen
