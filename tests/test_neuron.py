@@ -53,6 +53,37 @@ def test_lif_gradient_equals_autograd_float64(params, steps, shape, scale, seed)
         assert _relative(ours, ref) <= 1e-6
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    params=params_strategy,
+    steps=st.integers(1, 9),
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    scale=st.floats(0.1, 2.0),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_repeated_input_equals_autograd_through_the_expanded_input(
+    params, steps, shape, scale, seed
+):
+    # lif(x, p, steps=T) takes one step's current, used at every step: the
+    # reference is autograd through the naive forward of x repeated T times,
+    # whose gradient sums over the steps.
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=gen, dtype=torch.float64) * scale
+    g = torch.randn(steps, *shape, generator=gen, dtype=torch.float64)
+
+    def expanded(v):
+        return lif_autograd(v.unsqueeze(0).expand(steps, *shape), params)
+
+    assert torch.equal(lif(x, params, steps=steps), expanded(x))
+    ours = _grads(lambda v: lif(v, params, steps=steps), x, g)
+    ref = _grads(expanded, x, g)
+    assert ours.shape == x.shape
+    if ref.abs().max() == 0:
+        assert ours.abs().max() == 0
+    else:
+        assert _relative(ours, ref) <= 1e-6
+
+
 @pytest.mark.parametrize("reset_grad", [True, False])
 def test_reset_path_changes_the_gradient(reset_grad):
     """The switch is real: with the reset path on, spiking neurons pass a different gradient."""

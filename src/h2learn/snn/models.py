@@ -29,6 +29,7 @@ class SpikingNetwork(nn.Module):
         super().__init__()
         self.spec = spec
         self.layers = nn.ModuleList(build_layer(layer, spec.lif) for layer in spec.layers)
+        self._last_use = _last_uses(spec)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Bring the input to ``[T, B, *input_shape]``, checking its shape."""
@@ -56,9 +57,9 @@ class SpikingNetwork(nn.Module):
         ``output`` and, for weighted layers, ``current`` (what the neuron
         receives).
         """
-        outputs: list[torch.Tensor] = []
+        outputs: list[torch.Tensor | None] = []
         signal = self.encode(x)
-        for spec, layer in zip(self.spec.layers, self.layers, strict=True):
+        for index, (spec, layer) in enumerate(zip(self.spec.layers, self.layers, strict=True)):
             inp = signal if spec.source < 0 else outputs[spec.source]
             residual = outputs[spec.residual] if spec.residual is not None else None
             if record is not None and spec.weighted:
@@ -67,6 +68,11 @@ class SpikingNetwork(nn.Module):
             else:
                 out = layer(inp, residual)
             outputs.append(out)
+            # Drop outputs no later layer reads: what backward needs, autograd keeps
+            # (often in a leaner form, e.g. spikes as bool), so the float copies go.
+            for done in self._last_use[index]:
+                outputs[done] = None
+            del inp, residual, out
         return outputs[-1].mean(0)
 
     @staticmethod
@@ -80,6 +86,22 @@ class SpikingNetwork(nn.Module):
         if out.requires_grad and out is not current:
             out.retain_grad()
         return out, {"input": inp, "current": current, "output": out}
+
+
+def _last_uses(spec: NetworkSpec) -> list[list[int]]:
+    """For each layer index ``i``: the earlier layers whose outputs are last read by layer ``i``.
+
+    The last layer's output (the read-out) is never listed.
+    """
+    last = {index: index for index in range(len(spec.layers) - 1)}  # unread: drop at once
+    for index, layer in enumerate(spec.layers):
+        for source in (layer.source, layer.residual):
+            if source is not None and source >= 0:
+                last[source] = max(last.get(source, index), index)
+    drops: list[list[int]] = [[] for _ in spec.layers]
+    for source, reader in last.items():
+        drops[reader].append(source)
+    return drops
 
 
 def build(name: str, **overrides: Any) -> SpikingNetwork:
