@@ -11,8 +11,8 @@ from h2learn.arch.activity import (
     ActionContext,
     TaskActivity,
     _expected_backward,
-    _expected_forward,
     _expected_update,
+    expected_forward,
     expected_max,
     task_actions,
 )
@@ -185,7 +185,7 @@ def small_config() -> HardwareConfig:
 def test_fc_forward_all_ones_cycles_and_counts_by_hand():
     """64 inputs, 10 outputs, k=4: 16 groups, 4 lanes x 4 PEs, every input spiking."""
     config, layer, steps = small_config(), binary_fc(), 6
-    counts, work = _expected_forward(layer, config, steps, density=1.0)
+    counts, work = expected_forward(layer, config, steps, density=1.0)
     assert counts["lookups"] == 16 * 10 * steps
     assert counts["table_build_adds"] == 16 * 11 * 10
     assert counts["table_entries_written"] == 16 * 16 * 10
@@ -199,7 +199,7 @@ def test_fc_forward_all_ones_cycles_and_counts_by_hand():
 
 def test_fc_forward_energy_by_hand():
     config, layer, steps = small_config(), binary_fc(), 6
-    counts, work = _expected_forward(layer, config, steps, density=1.0)
+    counts, work = expected_forward(layer, config, steps, density=1.0)
     task = TaskActivity("fc", 0, "forward", "forward_engine", 0, 1, "lut", counts, work)
     actions = task_actions(task, ActionContext.of(config), None)
     table = build_cost_table(config)

@@ -25,7 +25,7 @@ from h2learn.baselines import (
 )
 from h2learn.baselines.gpu import arithmetic_floor_fp32_flop_energy_pj
 from h2learn.errors import H2LearnError
-from h2learn.spec import FC, Conv, Pool, build_spec, expand
+from h2learn.spec import FC, Conv, LIFParams, Pool, build_spec, expand
 
 
 def two_fc(
@@ -34,10 +34,9 @@ def two_fc(
     hidden: int = 32,
     reset_grad: bool = True,
     input_kind: str = "image",
+    height: float = 1.0,
 ):
     """input 64 -> fc1 (hidden, fires) -> fc2 (10, current read-out)."""
-    from h2learn.spec import LIFParams
-
     return expand(
         "two-fc",
         (64,),
@@ -45,7 +44,7 @@ def two_fc(
         [FC(hidden), FC(10, fires=False)],
         time_steps=steps,
         batch_size=batch,
-        lif=LIFParams(reset_grad=reset_grad),
+        lif=LIFParams(reset_grad=reset_grad, height=height),
         input_kind=input_kind,
     )
 
@@ -188,16 +187,185 @@ def test_gemm_bytes_are_the_minimum_traffic():
     assert row.bytes == 4 * (n * 32 + 32 * 10 + n * 10)
 
 
-def test_lif_kernels_follow_the_per_step_loop():
-    steps = 5
-    kernels = training_step_kernels(two_fc(steps=steps))
-    fc1 = [k for k in kernels if k.layer == "fc1"]
-    forward_steps = [k for k in fc1 if k.kernel in ("lif_mul_decay", "lif_add_input")]
-    assert all(k.launches == steps - 1 for k in forward_steps)
-    (backward_step,) = [k for k in fc1 if k.kernel == "lif_addcmul_carry"]
-    assert backward_step.launches == steps - 1
-    assert PYTORCH_EAGER.lif_forward_kernels_per_step == 4
-    assert PYTORCH_EAGER.lif_backward_kernels_per_step == 1
+# -- the LIF neuron's kernels (h2learn.snn.neuron._LIFFunction) -----------------------------------
+#
+# The ATen ops torch.profiler records for one lif(...) forward and backward (CPU, T = 4),
+# grouped by the steps they run at.  Forward: "first" is t = 0, "later" t >= 1.  Backward
+# runs t = T-1 down to 0: "first" is t = T-1, "later" the other T - 1 steps.  Allocations
+# and views (empty_strided, empty_like, select, detach) are not kernels.
+PROFILED_FORWARD = {
+    "every": ("gt",),  # spikes[t] = u > v_th
+    "first": ("copy_",),  # u[0] = x[0]
+    "later": ("le", "addcmul"),  # keep = u[t-1] <= v_th; u[t] = x[t] + alpha * u[t-1] * keep
+}
+PROFILED_FORWARD_NO_RESET_GRAD = ("sub", "abs_", "lt_", "mul_", "add_", "copy_")  # every step
+PROFILED_BACKWARD = {
+    True: {  # reset_grad on
+        "every": ("sub", "abs_", "lt_"),  # h(u[t]) from u
+        "first": ("mul",),  # du = h * g
+        "later": ("addcmul", "mul_", "le", "addcmul"),
+    },
+    False: {
+        "every": ("ge",),  # h from the mask bit
+        "first": ("mul",),
+        "later": ("mul", "bitwise_and", "copy_", "neg_", "add_", "addcmul"),
+    },
+}
+PROFILED_BACKWARD_HEIGHT = ("mul_",)  # every step, when height != 1
+PROFILED_BACKWARD_REPEATED = {"first": ("copy_",), "later": ("add_",)}  # lif(x, p, steps=T)
+
+# The model's kernel names and the ATen op each stands for.
+ATEN_OP = {
+    "lif_copy_u0": "copy_",
+    "lif_gt_spike": "gt",
+    "lif_le_keep": "le",
+    "lif_addcmul_charge": "addcmul",
+    "lif_sub_vth": "sub",
+    "lif_abs": "abs_",
+    "lif_lt_window": "lt_",
+    "lif_mul_mask_bit": "mul_",
+    "lif_add_spike_bit": "add_",
+    "lif_copy_state_to_uint8": "copy_",
+    "lif_ge_mask_bit": "ge",
+    "lif_mul_height": "mul_",
+    "lif_mul_grad_surrogate": "mul",
+    "lif_addcmul_reset": "addcmul",
+    "lif_mul_surrogate": "mul_",
+    "lif_and_spike_bit": "bitwise_and",
+    "lif_copy_spike_bit_to_float": "copy_",
+    "lif_neg_spike": "neg_",
+    "lif_add_one": "add_",
+    "lif_addcmul_carry": "addcmul",
+    "lif_copy_total": "copy_",
+    "lif_add_total": "add_",
+}
+
+
+def profiled_launches(steps: int, reset_grad: bool, repeated: bool, height: float):
+    """``(forward, backward)`` LIF launches of one layer: every * T + later * (T-1) + first."""
+    every = len(PROFILED_FORWARD["every"])
+    if not reset_grad:
+        every += len(PROFILED_FORWARD_NO_RESET_GRAD)
+    forward = every * steps + len(PROFILED_FORWARD["later"]) * (steps - 1) + 1
+    back = PROFILED_BACKWARD[reset_grad]
+    every = len(back["every"]) + (len(PROFILED_BACKWARD_HEIGHT) if height != 1.0 else 0)
+    later, first = len(back["later"]), len(back["first"])
+    if repeated:
+        later += len(PROFILED_BACKWARD_REPEATED["later"])
+        first += len(PROFILED_BACKWARD_REPEATED["first"])
+    return forward, every * steps + later * (steps - 1) + first
+
+
+def lif_rows(result_or_kernels, layer: str, phase: str):
+    kernels = getattr(result_or_kernels, "kernels", result_or_kernels)
+    return [
+        k for k in kernels if k.layer == layer and k.phase == phase and k.kernel.startswith("lif_")
+    ]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5])
+@pytest.mark.parametrize("reset_grad", [True, False])
+@pytest.mark.parametrize("input_kind", ["events", "image"])
+@pytest.mark.parametrize("height", [1.0, 0.5])
+def test_lif_launches_per_layer_follow_the_profiled_loop(steps, reset_grad, input_kind, height):
+    # An image is repeated over T: fc1 runs once per sample and calls lif(z, p, steps=T).
+    spec = two_fc(steps=steps, reset_grad=reset_grad, input_kind=input_kind, height=height)
+    kernels = training_step_kernels(spec)
+    repeated = input_kind == "image" and steps > 1
+    forward, backward = profiled_launches(steps, reset_grad, repeated, height)
+    assert sum(k.launches for k in lif_rows(kernels, "fc1", "forward")) == forward
+    assert sum(k.launches for k in lif_rows(kernels, "fc1", "backward")) == backward
+    assert not [k for k in kernels if k.layer == "fc2" and k.kernel.startswith("lif_")]
+
+
+def test_lif_launches_closed_form_for_the_default_setting():
+    # reset_grad on, no repetition: forward T + 2 (T-1) + 1 = 3T - 1,
+    # backward 3T + 4 (T-1) + 1 = 7T - 3.
+    for steps in (1, 4, 6):
+        assert profiled_launches(steps, True, False, 1.0) == (3 * steps - 1, 7 * steps - 3)
+    # without the reset path 9T - 1 and 7T - 5; a repeated input adds T to backward.
+    assert profiled_launches(4, False, False, 1.0) == (35, 23)
+    assert profiled_launches(4, True, True, 1.0) == (11, 29)
+
+
+def test_lif_kernels_move_one_step_at_a_time():
+    # float32, reset_grad on, events: every LIF kernel runs on one step (M = B * 32 elements).
+    batch, steps, hidden = 8, 5, 32
+    result = v100_training_step(two_fc(batch, steps, hidden, input_kind="events"))
+    m = batch * hidden
+    forward = lif_rows(result, "fc1", "forward")
+    # copy 2, gt 2 per step, then per later step addcmul 3 reads + 1 write and le 2 values
+    values = 2 + 2 * steps + (4 + 2) * (steps - 1)
+    assert sum(k.bytes for k in forward) == 4 * m * values
+    backward = lif_rows(result, "fc1", "backward")
+    # sub/abs/lt 2 each per step; last step mul 3; later: addcmul 4, mul_ 3, le 2, addcmul 4
+    values = 6 * steps + 3 + (4 + 3 + 2 + 4) * (steps - 1)
+    assert sum(k.bytes for k in backward) == 4 * m * values
+    (charge,) = rows(result, "fc1", "lif_addcmul_charge")
+    assert charge.launches == steps - 1 and charge.bytes == 4 * 4 * m * (steps - 1)
+
+
+def _profile_lif(steps: int, reset_grad: bool, repeated: bool, height: float):
+    """Top-level ATen ops of one lif(...) forward and backward on CPU, as two Counters."""
+    from collections import Counter
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from h2learn.snn.neuron import lif
+
+    not_kernels = {
+        "aten::empty",
+        "aten::empty_like",
+        "aten::empty_strided",
+        "aten::select",
+        "aten::as_strided",
+        "aten::detach",
+        "aten::alias",
+        "aten::view",
+    }
+
+    def top_level(prof) -> Counter:
+        return Counter(
+            e.name.removeprefix("aten::")
+            for e in prof.events()
+            if e.name.startswith("aten::")
+            and e.name not in not_kernels
+            and not (e.cpu_parent is not None and e.cpu_parent.name.startswith("aten::"))
+        )
+
+    params = LIFParams(reset_grad=reset_grad, height=height)
+    shape = (3, 5) if repeated else (steps, 3, 5)
+    x = torch.rand(shape, requires_grad=True)
+    grad = torch.rand(steps, 3, 5)
+    with profile(activities=[ProfilerActivity.CPU]) as forward:
+        y = lif(x, params, steps=steps if repeated else None)
+    with profile(activities=[ProfilerActivity.CPU]) as backward:
+        torch.autograd.backward(y, grad)
+    return top_level(forward), top_level(backward)
+
+
+@pytest.mark.parametrize(
+    ("reset_grad", "repeated", "height"),
+    [(True, False, 1.0), (False, False, 1.0), (True, True, 1.0), (False, True, 0.5)],
+)
+def test_lif_kernel_list_matches_torch_profiler(reset_grad, repeated, height):
+    """The model's LIF kernels are the ATen ops h2learn.snn.neuron really runs, step by step."""
+    from collections import Counter
+
+    steps = 4
+    profiled_forward, profiled_backward = _profile_lif(steps, reset_grad, repeated, height)
+    assert (sum(profiled_forward.values()), sum(profiled_backward.values())) == (
+        profiled_launches(steps, reset_grad, repeated, height)
+    )
+    kind = "image" if repeated else "events"
+    spec = two_fc(steps=steps, reset_grad=reset_grad, input_kind=kind, height=height)
+    kernels = training_step_kernels(spec, implementation=PYTORCH_EAGER)
+    for phase, profiled in (("forward", profiled_forward), ("backward", profiled_backward)):
+        modelled: Counter = Counter()
+        for k in lif_rows(kernels, "fc1", phase):
+            modelled[ATEN_OP[k.kernel]] += k.launches
+        assert modelled == profiled, phase
 
 
 def test_fused_lif_launches_one_kernel_per_layer_and_direction():
@@ -213,7 +381,7 @@ def test_compute_heavy_conv_is_compute_bound_and_lif_steps_are_memory_bound():
     result = v100_training_step(build_spec("cifar-vgg"))
     (conv,) = rows(result, "conv2", "conv_forward")
     assert conv.bound == "compute"
-    (lif,) = rows(result, "conv2", "lif_add_input")
+    (lif,) = rows(result, "conv2", "lif_addcmul_charge")
     assert lif.bound == "memory"
 
 
@@ -257,9 +425,11 @@ def test_aggregations_add_up_to_the_totals():
 def test_reset_grad_off_changes_the_lif_kernels():
     on = training_step_kernels(two_fc(reset_grad=True))
     off = training_step_kernels(two_fc(reset_grad=False))
-    assert any(k.kernel == "lif_carry_addcmul_reset" for k in on)
-    assert not any(k.kernel == "lif_carry_addcmul_reset" for k in off)
-    assert any(k.kernel == "lif_add_spike_bit" for k in off)
+    assert any(k.kernel == "lif_addcmul_reset" for k in on)
+    assert not any(k.kernel == "lif_addcmul_reset" for k in off)
+    assert any(k.kernel == "lif_copy_state_to_uint8" for k in off)
+    assert not any(k.kernel == "lif_copy_state_to_uint8" for k in on)
+    assert any(k.kernel == "lif_and_spike_bit" for k in off)
 
 
 def test_residual_network_accumulates_gradients():

@@ -147,14 +147,14 @@ def test_lut_pays_off_only_when_tables_are_reused_by_enough_points():
     digits-mlp's 256->10 read-out layer sees only T*B points; there the LUT
     costs a little more energy than plain accumulation (documented exception).
     """
-    from h2learn.arch.activity import _expected_forward
+    from h2learn.arch.activity import expected_forward
     from h2learn.spec import LayerSpec
 
     layer = LayerSpec("fc", "fc", (256,), (10,), binary_input=True)
     lut, plain = default_config(), default_config().with_switches(lut=False)
 
     def adds_and_table_ops(config, steps):
-        counts, _ = _expected_forward(layer, config, steps, 0.2)
+        counts, _ = expected_forward(layer, config, steps, 0.2)
         return (
             counts["accumulations"] + counts["table_build_adds"] + counts["table_entries_written"]
         )

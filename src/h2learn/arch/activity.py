@@ -426,16 +426,30 @@ def dense_update_counts(layer: LayerSpec, steps: int) -> dict[str, float]:
     return {key: float(value) for key, value in counts.items()}
 
 
-def _dense_forward_work(layer: LayerSpec, steps: int, units: int) -> dict[str, float]:
-    """Outputs ``(o, position)`` of every step dealt round-robin to the MAC units."""
+def dense_forward_work(layer: LayerSpec, steps: int, units: int) -> dict[str, float]:
+    """MAC-unit loads of a forward task on analog (non-binary) inputs, without sparsity.
+
+    The outputs ``(o, position)`` of every step are dealt round-robin to
+    ``units`` MAC units, each output costing ``fan_in`` MACs.  Returns the
+    ``units``, ``unit_work_max`` and ``unit_work_mean`` entries that
+    :mod:`h2learn.arch.cycles` turns into cycles.  Public because the dense
+    equal-area baseline (:mod:`h2learn.baselines.dense`) prices every forward
+    task this way.
+    """
     outputs = layer.out_channels * layer.out_positions
     per_unit = math.ceil(outputs / units) * steps * layer.fan_in
     mean = outputs * steps * layer.fan_in / units
     return _mac_work(per_unit, mean, units)
 
 
-def _dense_update_work(layer: LayerSpec, steps: int, units: int) -> dict[str, float]:
-    """Weight-gradient elements dealt round-robin to the MAC units, each summing all points."""
+def dense_update_work(layer: LayerSpec, steps: int, units: int) -> dict[str, float]:
+    """MAC-unit loads of a weight-update task ``dW = du (x) x`` without sparsity.
+
+    The ``out_channels * fan_in`` weight-gradient elements are dealt
+    round-robin to ``units`` MAC units, each summing over all ``steps *
+    out_positions`` points.  Same entries as :func:`dense_forward_work`;
+    public for the same reason (the dense baseline's weight update).
+    """
     outputs = layer.out_channels * layer.fan_in
     points = steps * layer.out_positions
     return _mac_work(math.ceil(outputs / units) * points, outputs * points / units, units)
@@ -449,8 +463,8 @@ def _dense_task(
     Data-independent, so trace and statistical mode share it.
     """
     if phase == "forward":
-        return dense_forward_counts(layer, steps), _dense_forward_work(layer, steps, units)
-    return dense_update_counts(layer, steps), _dense_update_work(layer, steps, units)
+        return dense_forward_counts(layer, steps), dense_forward_work(layer, steps, units)
+    return dense_update_counts(layer, steps), dense_update_work(layer, steps, units)
 
 
 # --------------------------------------------------------------------------
@@ -473,10 +487,19 @@ def _adjust_skips(counts: dict[str, float], zero_patterns: float, out: int, skip
     return counts
 
 
-def _expected_forward(
+def expected_forward(
     layer: LayerSpec, config: HardwareConfig, steps: int, density: float
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Expected Forward Engine counts and lane loads of one task (binary inputs)."""
+    """Expected Forward Engine counts and lane loads of one task on binary inputs.
+
+    Statistical mode: every input spike is present independently with
+    probability ``density``; ``steps`` is the number of time steps the task
+    covers.  Returns ``(counts, work)``: the engine's event counts
+    (``FORWARD_COUNT_KEYS``, as floats) and the lane loads that
+    :mod:`h2learn.arch.cycles` turns into cycles.  Public so that tests and
+    analyses can evaluate one layer's LUT forward pass on its own (for
+    example, whether a layer's tables are reused by enough points to pay off).
+    """
     fe, k = config.forward_engine, config.forward_group_size
     skip = config.optimizations.skip_zero_patterns
     types, group_type = _fe_group_taps(layer, k)  # [types, L], [G]
@@ -1325,7 +1348,7 @@ class _StatisticalProvider:
         return dict(counts), dict(work)
 
     def forward(self, index, layer, start, stop):
-        return self._lut_task("forward", _expected_forward, index, layer, start, stop)
+        return self._lut_task("forward", expected_forward, index, layer, start, stop)
 
     def update(self, index, layer, start, stop):
         return self._lut_task("update", _expected_update, index, layer, start, stop)

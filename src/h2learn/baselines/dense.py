@@ -24,11 +24,11 @@ from typing import Any
 from h2learn.arch.activity import (
     Activity,
     _Builder,
-    _dense_forward_work,
-    _dense_update_work,
     _expected_backward,
     dense_forward_counts,
+    dense_forward_work,
     dense_update_counts,
+    dense_update_work,
 )
 from h2learn.arch.config import HardwareConfig, default_config
 from h2learn.arch.cost import CostTable, build_cost_table, mac_unit_area_mm2
@@ -126,13 +126,13 @@ class _DenseProvider:
 
     def forward(self, index: int, layer: LayerSpec, start: int, stop: int):
         steps = self.steps * (stop - start)
-        work = _dense_forward_work(layer, steps, self.units)
+        work = dense_forward_work(layer, steps, self.units)
         work["binary_input"] = float(layer.binary_input)
         return dense_forward_counts(layer, steps), work
 
     def update(self, index: int, layer: LayerSpec, start: int, stop: int):
         steps = self.steps * (stop - start)
-        work = _dense_update_work(layer, steps, self.units)
+        work = dense_update_work(layer, steps, self.units)
         work["binary_input"] = float(layer.binary_input)
         return dense_update_counts(layer, steps), work
 

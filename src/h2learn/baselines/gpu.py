@@ -394,12 +394,24 @@ def _op(name: str, fr: float = 0, fw: float = 0, br: float = 0, bw: float = 0, f
 class StepImplementation:
     """Which element-wise kernels the training software launches, as data.
 
-    The LIF neuron's kernels are grouped by how often they run: ``*_setup``
-    once per layer on one time step (``M`` elements), ``*_first_step`` at
-    ``t = 0``, ``*_step`` at every later step (forward: ``T - 1`` times;
-    backward: ``T - 1`` times), ``*_whole`` once on all ``T`` steps
-    (``N * neurons`` elements).  The number of kernels per step is the length
-    of each tuple: replace a tuple to model another implementation.
+    The LIF neuron's kernels are grouped by how often they run in one layer's
+    call.  Groups named ``*_whole`` run once on all ``T`` steps (``N *
+    neurons`` elements); every other LIF group runs on one time step (``M``
+    elements):
+
+    - forward: ``lif_forward_setup`` once per call; ``lif_forward_first_step``
+      at ``t = 0``; ``lif_forward_step`` at each ``t >= 1`` (``T - 1`` times);
+      ``lif_forward_every_step_no_reset_grad`` at every step (``T`` times)
+      when the reset-path gradient is off;
+    - backward (``t = T-1`` down to ``0``): ``lif_backward_surrogate_*`` and
+      ``lif_backward_height`` (surrogate height other than 1) at every step;
+      ``lif_backward_last_step`` at ``t = T-1`` only; ``lif_backward_step``
+      and ``lif_backward_step_*`` at each ``t < T-1`` (``T - 1`` times);
+      ``lif_backward_repeated_*`` in addition when the layer's input is one
+      current repeated over the steps (``lif(x, p, steps=T)``), which sums
+      ``du`` over the steps.
+
+    Replace a tuple to model another implementation.
     ``batch_norm_running_stats_once`` runs on the ``C`` channels of a batch
     norm computed once per sample (time-invariant input), next to
     ``batch_norm_forward``.
@@ -419,6 +431,14 @@ class StepImplementation:
     batch_norm_backward: tuple[ElementwiseOp, ...]
     adam: tuple[ElementwiseOp, ...]
     batch_norm_running_stats_once: tuple[ElementwiseOp, ...] = ()
+    lif_forward_every_step_no_reset_grad: tuple[ElementwiseOp, ...] = ()
+    lif_backward_surrogate_reset_grad: tuple[ElementwiseOp, ...] = ()
+    lif_backward_surrogate_no_reset_grad: tuple[ElementwiseOp, ...] = ()
+    lif_backward_last_step: tuple[ElementwiseOp, ...] = ()
+    lif_backward_step_reset_grad: tuple[ElementwiseOp, ...] = ()
+    lif_backward_step_no_reset_grad: tuple[ElementwiseOp, ...] = ()
+    lif_backward_repeated_last_step: tuple[ElementwiseOp, ...] = ()
+    lif_backward_repeated_step: tuple[ElementwiseOp, ...] = ()
     gemm_kernels_per_call: int = 1
     foreach_tensors_per_launch: int = 64
     foreach_elements_per_launch: int = 65536 * 320
@@ -430,13 +450,58 @@ class StepImplementation:
         if self.foreach_elements_per_launch < 1:
             raise GPUModelError("StepImplementation.foreach_elements_per_launch must be >= 1")
 
-    @property
-    def lif_forward_kernels_per_step(self) -> int:
-        return len(self.lif_forward_step)
+    def lif_forward_groups(
+        self, reset_grad: bool = True
+    ) -> list[tuple[str, tuple[ElementwiseOp, ...]]]:
+        """The forward LIF groups of one call as ``(schedule, ops)``.
 
-    @property
-    def lif_backward_kernels_per_step(self) -> int:
-        return len(self.lif_backward_step)
+        ``schedule`` is ``"once"`` (one step's elements, once), ``"first"``
+        (``t = 0``), ``"later"`` (``t >= 1``), ``"every"`` (all ``T`` steps)
+        or ``"whole"`` (all ``T`` steps' elements, once).
+        """
+        if reset_grad:
+            whole, every = self.lif_forward_whole_reset_grad, ()
+        else:
+            whole = self.lif_forward_whole_no_reset_grad
+            every = self.lif_forward_every_step_no_reset_grad
+        return [
+            ("once", self.lif_forward_setup),
+            ("first", self.lif_forward_first_step),
+            ("later", self.lif_forward_step),
+            ("every", every),
+            ("whole", whole),
+        ]
+
+    def lif_backward_groups(
+        self, reset_grad: bool = True, repeated: bool = False, height: float = 1.0
+    ) -> list[tuple[str, tuple[ElementwiseOp, ...]]]:
+        """The backward LIF groups of one call as ``(schedule, ops)``.
+
+        Schedules as in :meth:`lif_forward_groups`; in backward ``"first"`` is
+        the first step processed (``t = T-1``) and ``"later"`` the other
+        ``T - 1`` steps.
+        """
+        if reset_grad:
+            whole = self.lif_backward_whole_reset_grad
+            surrogate = self.lif_backward_surrogate_reset_grad
+            step = self.lif_backward_step_reset_grad
+        else:
+            whole = self.lif_backward_whole_no_reset_grad
+            surrogate = self.lif_backward_surrogate_no_reset_grad
+            step = self.lif_backward_step_no_reset_grad
+        groups = [
+            ("whole", whole),
+            ("every", surrogate),
+            ("every", self.lif_backward_height if height != 1.0 else ()),
+            ("first", self.lif_backward_last_step),
+            ("later", step + self.lif_backward_step),
+        ]
+        if repeated:
+            groups += [
+                ("first", self.lif_backward_repeated_last_step),
+                ("later", self.lif_backward_repeated_step),
+            ]
+        return groups
 
     def replace(self, **changes: Any) -> StepImplementation:
         return dataclasses.replace(self, **changes)
@@ -472,58 +537,72 @@ _ADAM_FOREACH = (  # torch.optim.Adam's multi-tensor path (one foreach op each)
     _op("adam_addcdiv_param", fr=3, fw=1, fl=3),
 )
 
+# h2learn.snn.neuron._LIFFunction, kernel by kernel, as torch.profiler lists its ATen ops
+# (one lif(...) forward + backward per setting, CPU, T = 4; docs/gpu-baseline.md).  Every
+# kernel runs on one step's slice (M elements); the [T, ...] buffers and the per-call
+# scratch tensors are allocations (empty_strided, empty_like), not kernels.  Spikes,
+# surrogates and keep = 1 - o are floats in the run's dtype; the packed state (no reset
+# path) is uint8.  FLOPs: one per arithmetic op or compare; addcmul a + v * b * c is 3.
+_LIF_SUB_ABS_LT = (  # torch.sub(u, v_th, out=scratch).abs_().lt_(window): |u - v_th| < a
+    _op("lif_sub_vth", fr=1, fw=1, fl=1),
+    _op("lif_abs", fr=1, fw=1, fl=1),
+    _op("lif_lt_window", fr=1, fw=1, fl=1),
+)
+_LIF_GT_SPIKE = _op("lif_gt_spike", fr=1, fw=1, fl=1)  # gt(u, v_th, out=spikes[t])
+# le(u, v_th, out=keep): runs after step t's spike for t < T-1, making keep for
+# step t+1, so it is counted with the step that reads it (T - 1 launches either way).
+_LIF_LE_KEEP = _op("lif_le_keep", fr=1, fw=1, fl=1)
+_LIF_MUL_GRAD_SURROGATE = _op("lif_mul_grad_surrogate", fr=2, fw=1, fl=1)  # mul(g, h, out=)
+
 PYTORCH_EAGER = StepImplementation(
     name="pytorch-eager (h2learn.snn)",
-    # h2learn.snn.neuron._LIFFunction.forward
-    lif_forward_setup=(_op("lif_zeros_fired", bw=1),),
+    # -- _LIFFunction.forward (neuron.py) --
+    lif_forward_setup=(),  # buffers only
     lif_forward_first_step=(
-        _op("lif_copy_u0", fr=1, fw=1),
-        _op("lif_gt_fire", fr=1, bw=1, fl=1),
+        _op("lif_copy_u0", fr=1, fw=1),  # u.copy_(x_t)
+        _LIF_GT_SPIKE,
     ),
     lif_forward_step=(
-        _op("lif_mul_decay", fr=1, fw=1, fl=1),
-        _op("lif_masked_fill_reset", fr=1, br=1, fw=1),
-        _op("lif_add_input", fr=2, fw=1, fl=1),
-        _op("lif_gt_fire", fr=1, bw=1, fl=1),
+        _LIF_LE_KEEP,  # keep from u[t-1]
+        # _charge: addcmul(x_t, u[t-1], keep, value=alpha, out=u)
+        _op("lif_addcmul_charge", fr=3, fw=1, fl=3),
+        _LIF_GT_SPIKE,
     ),
-    lif_forward_whole_reset_grad=(
-        _op("lif_gt_spikes", fr=1, bw=1, fl=1),
-        _op("lif_spikes_to_float", br=1, fw=1),
+    # reset_grad off: the one-byte state (bit 0 spike, bit 1 mask) at every step
+    lif_forward_every_step_no_reset_grad=(
+        *_LIF_SUB_ABS_LT,
+        _op("lif_mul_mask_bit", fr=1, fw=1, fl=1),  # scratch.mul_(MASK_BIT)
+        _op("lif_add_spike_bit", fr=2, fw=1, fl=1),  # .add_(spikes[t])
+        _op("lif_copy_state_to_uint8", fr=1, bw=1),  # state[t].copy_(...)
     ),
-    lif_forward_whole_no_reset_grad=(
-        _op("lif_gt_spikes", fr=1, bw=1, fl=1),
-        _op("lif_sub_vth", fr=1, fw=1, fl=1),
-        _op("lif_abs", fr=1, fw=1, fl=1),
-        _op("lif_lt_window", fr=1, fw=1, fl=1),
-        _op("lif_mask_to_uint8", fr=1, bw=1),
-        _op("lif_mul_mask_bit", br=1, bw=1, fl=1),
-        _op("lif_add_spike_bit", br=2, bw=1, fl=1),
-        _op("lif_spikes_to_float", br=1, fw=1),
+    lif_forward_whole_reset_grad=(),
+    lif_forward_whole_no_reset_grad=(),
+    # -- _LIFFunction.backward (neuron.py), t = T-1 down to 0 --
+    lif_backward_whole_reset_grad=(),
+    lif_backward_whole_no_reset_grad=(),
+    lif_backward_surrogate_reset_grad=_LIF_SUB_ABS_LT,  # h(u[t]) from u
+    # ge(bits, MASK_BIT, out=surrogate): uint8 in, float out.  One kernel on CUDA;
+    # on CPU TensorIterator adds a bool temporary and a copy_ (not modelled).
+    lif_backward_surrogate_no_reset_grad=(_op("lif_ge_mask_bit", br=1, fw=1, fl=1),),
+    lif_backward_height=(_op("lif_mul_height", fr=1, fw=1, fl=1),),  # every step
+    lif_backward_last_step=(_LIF_MUL_GRAD_SURROGATE,),  # du[T] = h * g
+    lif_backward_step_reset_grad=(
+        _op("lif_addcmul_reset", fr=3, fw=1, fl=3),  # addcmul(g, u, du[t+1], value=-alpha)
+        _op("lif_mul_surrogate", fr=2, fw=1, fl=1),  # .mul_(surrogate)
+        _LIF_LE_KEEP,  # le(u, v_th, out=keep)
     ),
-    # h2learn.snn.neuron._LIFFunction.backward
-    lif_backward_whole_reset_grad=(
-        _op("lif_gt_fired", fr=1, bw=1, fl=1),
-        _op("lif_sub_vth", fr=1, fw=1, fl=1),
-        _op("lif_abs", fr=1, fw=1, fl=1),
-        _op("lif_lt_window", fr=1, fw=1, fl=1),
-        _op("lif_not_fired", br=1, bw=1),
-        _op("lif_carry_to_float", br=1, fw=1),
-        _op("lif_carry_mul_alpha", fr=1, fw=1, fl=1),
-        _op("lif_carry_addcmul_reset", fr=3, fw=1, fl=2),
-        _op("lif_grad_times_surrogate", fr=2, fw=1, fl=1),
+    lif_backward_step_no_reset_grad=(
+        _LIF_MUL_GRAD_SURROGATE,  # mul(g, surrogate, out=scratch)
+        _op("lif_and_spike_bit", br=1, bw=1, fl=1),  # bitwise_and(bits, SPIKE_BIT, out=)
+        _op("lif_copy_spike_bit_to_float", br=1, fw=1),  # keep.copy_(spike_bit)
+        _op("lif_neg_spike", fr=1, fw=1, fl=1),  # .neg_()
+        _op("lif_add_one", fr=1, fw=1, fl=1),  # .add_(1)
     ),
-    lif_backward_whole_no_reset_grad=(
-        _op("lif_and_spike_bit", br=1, bw=1),
-        _op("lif_fired_to_bool", br=1, bw=1),
-        _op("lif_ge_mask_bit", br=1, bw=1, fl=1),
-        _op("lif_surrogate_to_float", br=1, fw=1),
-        _op("lif_not_fired", br=1, bw=1),
-        _op("lif_carry_to_float", br=1, fw=1),
-        _op("lif_carry_mul_alpha", fr=1, fw=1, fl=1),
-        _op("lif_grad_times_surrogate", fr=2, fw=1, fl=1),
-    ),
-    lif_backward_height=(_op("lif_mul_height", fr=1, fw=1, fl=1),),
-    lif_backward_step=(_op("lif_addcmul_carry", fr=3, fw=1, fl=2),),
+    # du[t] = addcmul(scratch, keep, du[t+1], value=alpha, out=du[t])
+    lif_backward_step=(_op("lif_addcmul_carry", fr=3, fw=1, fl=3),),
+    # lif(x, p, steps=T): sum_t du[t] kept in `total`
+    lif_backward_repeated_last_step=(_op("lif_copy_total", fr=1, fw=1),),  # out.copy_(total)
+    lif_backward_repeated_step=(_op("lif_add_total", fr=2, fw=1, fl=1),),  # total.add_(out)
     batch_norm_forward=_BN_FORWARD,
     batch_norm_backward=_BN_BACKWARD,
     batch_norm_running_stats_once=_BN_RUNNING_STATS_ONCE,
@@ -536,14 +615,22 @@ FUSED_LIF = PYTORCH_EAGER.replace(
     lif_forward_setup=(),
     lif_forward_first_step=(),
     lif_forward_step=(),
+    lif_forward_every_step_no_reset_grad=(),
     # reads x, writes u (kept for the backward pass) and the float spikes
     lif_forward_whole_reset_grad=(_op("lif_fused_forward", fr=1, fw=2, fl=4),),
     lif_forward_whole_no_reset_grad=(_op("lif_fused_forward", fr=1, fw=1, bw=1, fl=4),),
     # reads u (or the packed state) and dL/do, writes dL/dx, looping over T inside
     lif_backward_whole_reset_grad=(_op("lif_fused_backward", fr=2, fw=1, fl=8),),
     lif_backward_whole_no_reset_grad=(_op("lif_fused_backward", fr=1, br=1, fw=1, fl=6),),
+    lif_backward_surrogate_reset_grad=(),
+    lif_backward_surrogate_no_reset_grad=(),
     lif_backward_height=(),
+    lif_backward_last_step=(),
+    lif_backward_step_reset_grad=(),
+    lif_backward_step_no_reset_grad=(),
     lif_backward_step=(),
+    lif_backward_repeated_last_step=(),
+    lif_backward_repeated_step=(),
 )
 """A custom-CUDA LIF (as in the first author's GPU library): the time loop inside one kernel."""
 
@@ -795,39 +882,40 @@ def _has_bias(layer: LayerSpec) -> bool:
     return layer.weighted and not layer.batch_norm
 
 
-def _lif_forward(ctx: _Ctx, layer: LayerSpec) -> list[Kernel]:
-    """The multi-step LIF forward loop (h2learn.snn.neuron) as separate kernels per step."""
-    impl, steps = ctx.impl, ctx.spec.time_steps
+def _lif_kernels(
+    ctx: _Ctx, layer: LayerSpec, phase: str, groups: list[tuple[str, tuple[ElementwiseOp, ...]]]
+) -> list[Kernel]:
+    """The kernels of LIF ``groups`` (see :meth:`StepImplementation.lif_forward_groups`)."""
+    steps = ctx.spec.time_steps
     per_step = ctx.spec.batch_size * layer.neurons
     whole = ctx.merged * layer.neurons
-    name = layer.name
-    kernels = _ops(ctx, name, "forward", impl.lif_forward_setup, per_step, 1)
-    kernels += _ops(ctx, name, "forward", impl.lif_forward_first_step, per_step, 1)
-    kernels += _ops(ctx, name, "forward", impl.lif_forward_step, per_step, steps - 1)
-    finish = (
-        impl.lif_forward_whole_reset_grad
-        if ctx.spec.lif.reset_grad
-        else impl.lif_forward_whole_no_reset_grad
-    )
-    return kernels + _ops(ctx, name, "forward", finish, whole, 1)
+    times = {"once": 1, "first": 1, "later": steps - 1, "every": steps}
+    kernels: list[Kernel] = []
+    for schedule, ops in groups:
+        if schedule == "whole":
+            kernels += _ops(ctx, layer.name, phase, ops, whole, 1)
+        else:
+            kernels += _ops(ctx, layer.name, phase, ops, per_step, times[schedule])
+    return kernels
+
+
+def _lif_forward(ctx: _Ctx, layer: LayerSpec) -> list[Kernel]:
+    """The multi-step LIF forward loop (h2learn.snn.neuron) as separate kernels per step."""
+    groups = ctx.impl.lif_forward_groups(ctx.spec.lif.reset_grad)
+    return _lif_kernels(ctx, layer, "forward", groups)
 
 
 def _lif_backward(ctx: _Ctx, layer: LayerSpec) -> list[Kernel]:
-    """The hand-written BPTT of the LIF: whole-tensor preparation, then one step at a time."""
-    impl, lif = ctx.impl, ctx.spec.lif
-    per_step = ctx.spec.batch_size * layer.neurons
-    whole = ctx.merged * layer.neurons
-    if lif.reset_grad:
-        prepare = list(impl.lif_backward_whole_reset_grad)
-    else:
-        prepare = list(impl.lif_backward_whole_no_reset_grad)
-    if lif.reset_grad and lif.alpha == 0.0:
-        prepare = [op for op in prepare if op.name != "lif_carry_addcmul_reset"]
-    if lif.height != 1.0:
-        prepare += list(impl.lif_backward_height)
-    kernels = _ops(ctx, layer.name, "backward", prepare, whole, 1)
-    steps = ctx.spec.time_steps - 1
-    return kernels + _ops(ctx, layer.name, "backward", impl.lif_backward_step, per_step, steps)
+    """The hand-written BPTT of the LIF, one step at a time.
+
+    A layer computed once per sample (and not adding a residual) passes its
+    one-step current with ``steps=T``; the backward loop then also sums
+    ``du`` over the steps (``lif_backward_repeated_*``).
+    """
+    lif = ctx.spec.lif
+    repeated = layer.name in ctx.once and layer.residual is None
+    groups = ctx.impl.lif_backward_groups(lif.reset_grad, repeated, lif.height)
+    return _lif_kernels(ctx, layer, "backward", groups)
 
 
 def _compact_index_bytes(layer: LayerSpec, input_needs_grad: bool) -> int | None:

@@ -210,11 +210,3 @@ def backward_counts(
         mask_reads=lower_elements if masked else 0,
         output_writes=active.sum() if masked else lower_elements,
     )
-
-
-def _lower_size(layer: LayerSpec) -> int:
-    """Elements of the layer input per step."""
-    size = 1
-    for dim in layer.in_shape:
-        size *= dim
-    return size
