@@ -54,6 +54,8 @@ def cli_args(config: TrainConfig, out: Path) -> list[str]:
     ]
     if config.data_dir is not None:
         args.append(f"--data-dir={config.data_dir}")
+    if config.augment:
+        args.append("--augment")
     return args
 
 
@@ -114,6 +116,7 @@ def test_two_processes_train_a_conv_network_like_one(tmp_path):
         limit_test=20,
         precision="float64",
         data_dir=str(tmp_path / "data"),
+        augment=True,  # draws for the global batch, each process applying its share
     )
     assert_same_run(config, tmp_path, atol=1e-12)
 

@@ -51,6 +51,15 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path):
     assert other["history"][0]["train_loss"] != runs[0]["history"][0]["train_loss"]
 
 
+def test_augmented_runs_are_deterministic_and_differ_from_plain(tmp_path):
+    config = TrainConfig(**{**SMALL, "epochs": 1, "augment": True})
+    runs = [train(config, tmp_path / "a"), train(config, tmp_path / "b")]
+    plain = train(TrainConfig(**{**SMALL, "epochs": 1}), tmp_path / "c")
+    first, second = (run["history"][0] for run in runs)
+    assert {**first, "seconds": 0} == {**second, "seconds": 0}
+    assert plain["history"][0]["train_loss"] != runs[0]["history"][0]["train_loss"]
+
+
 def test_divergence_is_reported_with_its_step(tmp_path, monkeypatch):
     def poisoned(name, split, *args, **kwargs):
         x = torch.rand(64, 1, 8, 8)

@@ -91,6 +91,7 @@ def train(
     limit_test: int | None = typer.Option(None, help="use only the first N test samples"),
     no_reset_grad: bool = typer.Option(False, help="drop the reset-path gradient"),
     precision: str = typer.Option("float32", help="float32 or float64 (e.g. for exact checks)"),
+    augment: bool = typer.Option(False, help="random 2-pixel shifts and horizontal flips"),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="output folder"),
     resume: bool = typer.Option(False, help="continue the run in --out from its checkpoint"),
 ) -> None:
@@ -116,6 +117,7 @@ def train(
         limit_test=limit_test,
         reset_grad=not no_reset_grad,
         precision=precision,
+        augment=augment,
     )
     metrics = run_with_progress(config, out_dir, resume)
     if _is_worker():

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch.utils.data import TensorDataset
 
 from h2learn.errors import CheckpointError, H2LearnError, TrainingDiverged
+from h2learn.snn import augment
 from h2learn.snn.data import dataset_info, load_dataset
 from h2learn.snn.distributed import World, data_parallel, process_world
 from h2learn.snn.models import SpikingNetwork, build
@@ -60,6 +61,7 @@ class TrainConfig(BaseModel):
     v_th: float | None = None
     reset_grad: bool = True
     precision: Literal["float32", "float64"] = "float32"
+    augment: bool = False  # random shifts of up to 2 pixels and horizontal flips
 
     @field_validator("model")
     @classmethod
@@ -388,9 +390,13 @@ def _train_epoch(
     """
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     batches = torch.randperm(len(data), generator=generator).split(config.batch_size)
+    augment_generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_001)
     total_loss, correct, seen = 0.0, 0, 0
     for step, batch in enumerate(batches):
         x, y = data[world.shard(batch)]
+        if config.augment:  # drawn for the global batch, applied to this process's share
+            choices = augment.draw(len(batch), augment_generator)
+            x = augment.apply(x, choices.select(world.shard(torch.arange(len(batch)))))
         rate = stepper(to_time_major(x, model))
         loss_sum = summed_loss(rate, y, config.loss)
         # one collective before backward: every process sees the global loss, so
