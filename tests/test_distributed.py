@@ -88,13 +88,8 @@ def test_two_processes_train_digits_mlp_like_one(tmp_path):
     # 225 = 7 * 32 + 1: the last global batch has one sample, so one process's
     # shard is empty and it must still take part in every collective.
     config = TrainConfig(
-        dataset="digits",
-        model="digits-mlp",
-        epochs=2,
-        batch_size=32,
-        limit_train=225,
-        limit_test=101,
-        precision="float64",
+        **{"dataset": "digits", "model": "digits-mlp", "precision": "float64"},
+        **{"epochs": 2, "batch_size": 32, "limit_train": 225, "limit_test": 101},
     )
     assert_same_run(config, tmp_path, atol=1e-12)
 
@@ -126,25 +121,30 @@ def test_two_processes_train_a_conv_network_like_one(tmp_path):
 # --------------------------------------------------------------------------
 
 
+def _norm_cases():
+    """``(name, batch norm, input, upstream gradient)``, the same in every process (seeded)."""
+    torch.manual_seed(0)
+    for name, shape, norm in (
+        ("conv", (9, 3, 4, 5), nn.BatchNorm2d(3)),
+        ("fc", (7, 6), nn.BatchNorm1d(6)),
+    ):
+        norm = norm.double()
+        with torch.no_grad():
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+        full = torch.randn(shape, dtype=torch.float64)
+        yield name, norm, full, torch.randn(shape, dtype=torch.float64)
+
+
 def _sync_worker(rank: int, size: int, init_file: str, queue) -> None:
     torch.distributed.init_process_group(
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=size
     )
     try:
-        torch.manual_seed(0)
         results = {}
-        for name, shape, norm in (
-            ("conv", (9, 3, 4, 5), nn.BatchNorm2d(3)),
-            ("fc", (7, 6), nn.BatchNorm1d(6)),
-        ):
-            norm = norm.double()
-            with torch.no_grad():
-                norm.weight.uniform_(0.5, 1.5)
-                norm.bias.uniform_(-0.5, 0.5)
-            full = torch.randn(shape, dtype=torch.float64)
+        for name, norm, full, upstream in _norm_cases():
             if full.dim() == 4:
                 full = full.to(memory_format=torch.channels_last)
-            upstream = torch.randn(shape, dtype=torch.float64)
             # rank 0 gets 2 samples of the conv batch, rank 1 the rest; fc: rank 0 none
             cut = 2 if name == "conv" else 0
             part = slice(0, cut) if rank == 0 else slice(cut, None)
@@ -176,17 +176,9 @@ def test_sync_batch_norm_equals_batch_norm_of_the_whole_batch(tmp_path):
         proc.join(timeout=60)
         assert proc.exitcode == 0
 
-    torch.manual_seed(0)
-    for name, shape, norm in (
-        ("conv", (9, 3, 4, 5), nn.BatchNorm2d(3)),
-        ("fc", (7, 6), nn.BatchNorm1d(6)),
-    ):
-        norm = norm.double()
-        with torch.no_grad():
-            norm.weight.uniform_(0.5, 1.5)
-            norm.bias.uniform_(-0.5, 0.5)
-        full = torch.randn(shape, dtype=torch.float64).requires_grad_(True)
-        upstream = torch.randn(shape, dtype=torch.float64)
+    for name, norm, full, upstream in _norm_cases():
+        shape = full.shape
+        full.requires_grad_(True)
         # reference: each sample stands for 3 identical time steps
         copies = full.unsqueeze(0).expand(3, *shape).reshape(3 * shape[0], *shape[1:])
         out = F.batch_norm(

@@ -30,14 +30,17 @@ params_strategy = st.builds(
 )
 
 
-@settings(max_examples=60, deadline=None)
-@given(
+lif_cases = dict(
     params=params_strategy,
     steps=st.integers(1, 9),
     shape=st.lists(st.integers(1, 6), min_size=1, max_size=3),
     scale=st.floats(0.1, 2.0),
     seed=st.integers(0, 2**31 - 1),
 )
+
+
+@settings(max_examples=60, deadline=None)
+@given(**lif_cases)
 def test_lif_gradient_equals_autograd_float64(params, steps, shape, scale, seed):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(steps, *shape, generator=gen, dtype=torch.float64) * scale
@@ -54,13 +57,7 @@ def test_lif_gradient_equals_autograd_float64(params, steps, shape, scale, seed)
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    params=params_strategy,
-    steps=st.integers(1, 9),
-    shape=st.lists(st.integers(1, 6), min_size=1, max_size=3),
-    scale=st.floats(0.1, 2.0),
-    seed=st.integers(0, 2**31 - 1),
-)
+@given(**lif_cases)
 def test_repeated_input_equals_autograd_through_the_expanded_input(
     params, steps, shape, scale, seed
 ):
