@@ -155,6 +155,29 @@ def run_with_progress(config, out_dir: Path, resume: bool) -> dict:
         return run_training(config, out_dir, resume=resume, progress=hook, log=console.print)
 
 
+def simulate_all(workload, spec, config, timeline: bool):
+    """H2Learn, the V100 model and the dense accelerator on one workload, and their comparison.
+
+    Returns ``(h2learn result, gpu result, dense result, JSON-ready dict)``.
+    """
+    from h2learn.arch.simulate import simulate as run_simulation
+    from h2learn.baselines.dense import simulate_dense
+    from h2learn.baselines.gpu import v100_training_step
+    from h2learn.report.reproduce import compare
+
+    result = run_simulation(workload, config)
+    gpu = v100_training_step(spec)
+    dense = simulate_dense(spec, config)
+    comparison = {
+        "h2learn": result.to_dict(timeline=timeline),
+        "v100_model": gpu.to_dict(),
+        "dense_accelerator": dense.to_dict(),
+        "v100": compare(result, gpu),
+        "dense": compare(result, dense),
+    }
+    return result, gpu, dense, comparison
+
+
 @app.command()
 def demo(
     out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="output folder"),
@@ -164,12 +187,8 @@ def demo(
     import shutil
 
     from h2learn.arch.config import default_config
-    from h2learn.arch.simulate import simulate as run_simulation
     from h2learn.arch.verify import verify_trace
-    from h2learn.baselines.dense import simulate_dense
-    from h2learn.baselines.gpu import v100_training_step
     from h2learn.report.html import write_html_report
-    from h2learn.report.reproduce import compare
     from h2learn.snn.train import TrainConfig, atomic_write_json
     from h2learn.workload.record import record_from_dataset
     from h2learn.workload.stats import trace_stats
@@ -186,17 +205,7 @@ def demo(
     verified = verify_trace(trace)
     atomic_write_json(out_dir / "verify.json", verified)
     console.print("[bold]4/5[/bold] simulating H2Learn, the V100 and the dense accelerator")
-    config = default_config()
-    result = run_simulation(trace, config)
-    gpu = v100_training_step(trace.spec)
-    dense = simulate_dense(trace.spec, config)
-    simulation = {
-        "h2learn": result.to_dict(timeline=True),
-        "v100_model": gpu.to_dict(),
-        "dense_accelerator": dense.to_dict(),
-        "v100": compare(result, gpu),
-        "dense": compare(result, dense),
-    }
+    result, _, _, simulation = simulate_all(trace, trace.spec, default_config(), timeline=True)
     atomic_write_json(out_dir / "simulation.json", simulation)
     console.print("[bold]5/5[/bold] writing the HTML report")
     report = write_html_report(out_dir)
@@ -351,10 +360,6 @@ def simulate(
 ) -> None:
     """Simulate one training iteration on H2Learn, the V100 model and the dense accelerator."""
     from h2learn.arch.config import default_config, load_config
-    from h2learn.arch.simulate import simulate as run_simulation
-    from h2learn.baselines.dense import simulate_dense
-    from h2learn.baselines.gpu import v100_training_step
-    from h2learn.report.reproduce import compare
     from h2learn.spec import build_spec
     from h2learn.workload.trace import Trace
 
@@ -370,16 +375,7 @@ def simulate(
             overrides["time_steps"] = time_steps
         workload = spec = build_spec(model, **overrides)
     with console.status("simulating"):
-        result = run_simulation(workload, config)
-        gpu = v100_training_step(spec)
-        dense = simulate_dense(spec, config)
-    comparison = {
-        "h2learn": result.to_dict(timeline=timeline),
-        "v100_model": gpu.to_dict(),
-        "dense_accelerator": dense.to_dict(),
-        "v100": compare(result, gpu),
-        "dense": compare(result, dense),
-    }
+        result, gpu, dense, comparison = simulate_all(workload, spec, config, timeline)
     if as_json:
         print(json.dumps(comparison, indent=1, default=str))
         return
