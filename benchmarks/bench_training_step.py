@@ -54,6 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers  # noqa: E402
 
+from h2learn.snn.allocator import reuse_freed_memory  # noqa: E402
+from h2learn.snn.kernels import lif_kernel_available  # noqa: E402
 from h2learn.spec import NetworkSpec, build_spec  # noqa: E402
 
 MM_SIZE = 2048
@@ -126,6 +128,7 @@ def step_flops(spec: NetworkSpec, batch: int) -> dict[str, float]:
 VARIANTS = {
     "h2learn-noreset": "h2learn (reset_grad=False)",
     "h2learn-input-per-step": "h2learn (input copied per step)",
+    "h2learn-torch-lif": "h2learn (LIF as PyTorch ops)",
 }
 
 
@@ -143,6 +146,11 @@ def make_impls(args, names: list[str]) -> list[peers.Impl]:
         model, steps = impl.model, args.time_steps
         impl.forward = lambda x: model(x.unsqueeze(0).repeat(steps, *([1] * x.dim())))
         impls["h2learn-input-per-step"] = impl
+    if "h2learn-torch-lif" in names:
+        # The LIF time loop as PyTorch operators instead of the fused C++ kernel.
+        impl = peers.build_ours(args.model, args.time_steps, seed=args.seed)
+        impl.forward = _with_lif_backend("torch", impl.forward)
+        impls["h2learn-torch-lif"] = impl
     for key, label in VARIANTS.items():
         if key in impls:
             impls[key].name = label
@@ -150,6 +158,23 @@ def make_impls(args, names: list[str]) -> list[peers.Impl]:
         if name in names:
             impls[name] = builder(ours.model)
     return [impls[n] for n in names]
+
+
+def _with_lif_backend(backend: str, forward):
+    """``forward`` run with ``H2LEARN_LIF_BACKEND=backend``; backward follows its choice."""
+
+    def run(x):
+        before = os.environ.get("H2LEARN_LIF_BACKEND")
+        os.environ["H2LEARN_LIF_BACKEND"] = backend
+        try:
+            return forward(x)
+        finally:
+            if before is None:
+                os.environ.pop("H2LEARN_LIF_BACKEND")
+            else:
+                os.environ["H2LEARN_LIF_BACKEND"] = before
+
+    return run
 
 
 def make_batch(args) -> tuple[torch.Tensor, torch.Tensor]:
@@ -329,6 +354,7 @@ def measure_memory(args, key: str) -> dict | None:
         str(args.seed),
         "--alone-steps",
         str(args.alone_steps),
+        *(["--no-malloc-tuning"] if args.no_malloc_tuning else []),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -362,6 +388,11 @@ def parse_args(argv=None):
         default=5,
         help="steps timed again per implementation alone in its memory subprocess",
     )
+    ap.add_argument(
+        "--no-malloc-tuning",
+        action="store_true",
+        help="leave glibc malloc at its defaults (h2learn train keeps freed memory for reuse)",
+    )
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -369,6 +400,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    malloc_tuned = not args.no_malloc_tuning and reuse_freed_memory()
     if args.memory_child:
         print(json.dumps(memory_child(args)))
         return 0
@@ -387,7 +419,9 @@ def main(argv=None) -> int:
 
     print(
         f"model {args.model}, T={args.time_steps}, batch {args.batch_size}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu_model()}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu_model()}, "
+        f"LIF kernel {'C++' if lif_kernel_available() else 'unavailable'}, malloc "
+        f"{'keeps freed memory (every implementation)' if malloc_tuned else 'glibc defaults'}"
     )
     versions = {p: peers.peer_version(p) for p in peers.INSTALL if p in names}
     if versions:
@@ -528,6 +562,8 @@ def main(argv=None) -> int:
             "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "torch": torch.__version__,
+            "lif_kernel": lif_kernel_available(),
+            "malloc_keeps_freed_memory": malloc_tuned,
             "peers": versions,
             "skipped": skipped,
             "timed_rounds": args.steps,

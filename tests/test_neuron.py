@@ -1,5 +1,8 @@
 """The hand-written BPTT of the LIF neuron against autograd and a float64 NumPy reference."""
 
+import os
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +11,22 @@ from hypothesis import strategies as st
 from reference import lif_autograd, lif_numpy
 
 from h2learn.snn import LIF, LIFParams, lif, lif_states
+
+BACKENDS = pytest.mark.parametrize("backend", ["cpp", "torch"])
+
+
+@contextmanager
+def lif_backend(name: str):
+    """Run the LIF neuron on one implementation (the fused C++ kernel or PyTorch operators)."""
+    before = os.environ.get("H2LEARN_LIF_BACKEND")
+    os.environ["H2LEARN_LIF_BACKEND"] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["H2LEARN_LIF_BACKEND"]
+        else:
+            os.environ["H2LEARN_LIF_BACKEND"] = before
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -39,9 +58,15 @@ lif_cases = dict(
 )
 
 
+@BACKENDS
 @settings(max_examples=60, deadline=None)
 @given(**lif_cases)
-def test_lif_gradient_equals_autograd_float64(params, steps, shape, scale, seed):
+def test_lif_gradient_equals_autograd_float64(backend, params, steps, shape, scale, seed):
+    with lif_backend(backend):
+        _check_lif_gradient(params, steps, shape, scale, seed)
+
+
+def _check_lif_gradient(params, steps, shape, scale, seed):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(steps, *shape, generator=gen, dtype=torch.float64) * scale
     g = torch.randn(steps, *shape, generator=gen, dtype=torch.float64)
@@ -56,11 +81,17 @@ def test_lif_gradient_equals_autograd_float64(params, steps, shape, scale, seed)
         assert _relative(ours, ref) <= 1e-6
 
 
+@BACKENDS
 @settings(max_examples=40, deadline=None)
 @given(**lif_cases)
 def test_repeated_input_equals_autograd_through_the_expanded_input(
-    params, steps, shape, scale, seed
+    backend, params, steps, shape, scale, seed
 ):
+    with lif_backend(backend):
+        _check_repeated_input(params, steps, shape, scale, seed)
+
+
+def _check_repeated_input(params, steps, shape, scale, seed):
     # lif(x, p, steps=T) takes one step's current, used at every step: the
     # reference is autograd through the naive forward of x repeated T times,
     # whose gradient sums over the steps.
@@ -81,9 +112,11 @@ def test_repeated_input_equals_autograd_through_the_expanded_input(
         assert _relative(ours, ref) <= 1e-6
 
 
+@BACKENDS
 @pytest.mark.parametrize("reset_grad", [True, False])
-def test_reset_path_changes_the_gradient(reset_grad):
+def test_reset_path_changes_the_gradient(backend, reset_grad, monkeypatch):
     """The switch is real: with the reset path on, spiking neurons pass a different gradient."""
+    monkeypatch.setenv("H2LEARN_LIF_BACKEND", backend)
     torch.manual_seed(1)
     x = torch.rand(6, 4, 50, dtype=torch.float64)
     g = torch.randn_like(x)
@@ -129,8 +162,10 @@ def test_module_defaults_are_the_gpu_library_values():
     assert (p.alpha, p.v_th, p.window, p.height, p.reset_grad) == (0.25, 0.25, 0.5, 1.0, True)
 
 
-def test_saved_tensors_hold_no_float_spikes_or_masks():
+@BACKENDS
+def test_saved_tensors_hold_no_float_spikes_or_masks(backend, monkeypatch):
     """Backward keeps only u (reset path on) or one byte of state per element (off)."""
+    monkeypatch.setenv("H2LEARN_LIF_BACKEND", backend)
     x = torch.randn(5, 3, 4, requires_grad=True)
     for reset_grad, expected in ((True, [torch.float32]), (False, [torch.uint8])):
         saved = []

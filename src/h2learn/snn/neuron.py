@@ -37,6 +37,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from h2learn.snn.kernels import use_cpp_lif
 from h2learn.spec import LIFParams
 
 SPIKE_BIT = 1
@@ -128,82 +129,144 @@ class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, params: LIFParams, steps: int | None = None):  # type: ignore[override]
         repeated = steps is not None
-        step_like = x if repeated else x[0]
-        steps = steps if repeated else x.shape[0]
-        alpha, v_th = params.alpha, params.v_th
-        spikes = _time_buffer(step_like, steps)
-        keep = torch.empty_like(spikes[0])  # 1 - o[t-1]
-        if params.reset_grad:
-            # The reset path needs u itself; spikes and mask are recomputed from it exactly.
-            u_all, state = _time_buffer(step_like, steps), None
-        else:
-            # Only the latest two potentials are needed; one byte per element is kept.
-            u_all = _time_buffer(step_like, min(steps, 2))
-            state = _time_buffer(step_like, steps, torch.uint8)
-            scratch = torch.empty_like(keep)
-        for t in range(steps):
-            x_t = x if repeated else x[t]
-            u = u_all[t] if state is None else u_all[t % 2]
-            if t == 0:
-                u.copy_(x_t)
-            else:
-                prev = u_all[t - 1] if state is None else u_all[(t - 1) % 2]
-                _charge(x_t, prev, keep, alpha, u)
-            torch.gt(u, v_th, out=spikes[t])
-            if t + 1 < steps:
-                torch.le(u, v_th, out=keep)
-            if state is not None:  # bit 0: spike, bit 1: surrogate mask
-                torch.sub(u, v_th, out=scratch).abs_().lt_(params.window)
-                state[t].copy_(scratch.mul_(MASK_BIT).add_(spikes[t]))
+        ctx.fused = use_cpp_lif(x)
+        run = _fused_forward if ctx.fused else _stepwise_forward
+        spikes, saved = run(x, params, steps if repeated else x.shape[0], repeated)
         ctx.params, ctx.repeated = params, repeated
-        ctx.save_for_backward(u_all if state is None else state)
+        ctx.save_for_backward(saved)
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
         (saved,) = ctx.saved_tensors
-        params: LIFParams = ctx.params
-        alpha, v_th, height = params.alpha, params.v_th, params.height
-        steps, dtype = saved.shape[0], grad_spikes.dtype
-        # du[t] for every step, or (time-invariant input) two rolling steps and their sum.
-        grad_x = _time_buffer(saved[0], 2 if ctx.repeated else steps, dtype)
-        total = torch.empty_like(grad_x[0]) if ctx.repeated else None
-        surrogate = torch.empty_like(grad_x[0])  # h(u[t])
-        keep = torch.empty_like(surrogate)  # 1 - o[t]
-        scratch = torch.empty_like(surrogate)
-        if not params.reset_grad:
-            spike_bit = torch.empty_like(saved[0])
-        for t in range(steps - 1, -1, -1):
-            g = grad_spikes[t]
-            out = grad_x[t % 2] if ctx.repeated else grad_x[t]
-            if params.reset_grad:
-                u = saved[t]
-                torch.sub(u, v_th, out=surrogate).abs_().lt_(params.window)
-            else:
-                bits = saved[t]
-                torch.ge(bits, MASK_BIT, out=surrogate)
-            if height != 1.0:
-                surrogate.mul_(height)
-            if t == steps - 1:  # du[T+1] = 0: du[T] = h * g
-                torch.mul(g, surrogate, out=total if ctx.repeated else out)
-                if ctx.repeated:
-                    out.copy_(total)
-                continue
-            nxt = grad_x[(t + 1) % 2] if ctx.repeated else grad_x[t + 1]
-            # scratch = h * (g - alpha * u * du[t+1])  (without the reset path: h * g)
-            if params.reset_grad:
-                torch.addcmul(g, u, nxt, value=-alpha, out=scratch).mul_(surrogate)
-                torch.le(u, v_th, out=keep)
-            else:
-                torch.mul(g, surrogate, out=scratch)
-                # 1 - spike bit (bit 0); uint8 -> float by copy (PyTorch's mixed-dtype
-                # remainder or compare kernels are far slower)
-                keep.copy_(torch.bitwise_and(bits, SPIKE_BIT, out=spike_bit)).neg_().add_(1)
-            # du[t] = scratch + alpha * (1 - o[t]) * du[t+1]
-            torch.addcmul(scratch, keep, nxt, value=alpha, out=out)
-            if ctx.repeated:
-                total.add_(out)
-        return (total if ctx.repeated else grad_x), None, None
+        run = _fused_backward if ctx.fused else _stepwise_backward
+        return run(grad_spikes, saved, ctx.params, ctx.repeated), None, None
+
+
+def _stepwise_forward(
+    x: torch.Tensor, params: LIFParams, steps: int, repeated: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The forward loop in PyTorch operators: ``(spikes, saved)``, saved = ``u`` or state bytes."""
+    step_like = x if repeated else x[0]
+    alpha, v_th = params.alpha, params.v_th
+    spikes = _time_buffer(step_like, steps)
+    keep = torch.empty_like(spikes[0])  # 1 - o[t-1]
+    if params.reset_grad:
+        # The reset path needs u itself; spikes and mask are recomputed from it exactly.
+        u_all, state = _time_buffer(step_like, steps), None
+    else:
+        # Only the latest two potentials are needed; one byte per element is kept.
+        u_all = _time_buffer(step_like, min(steps, 2))
+        state = _time_buffer(step_like, steps, torch.uint8)
+        scratch = torch.empty_like(keep)
+    for t in range(steps):
+        x_t = x if repeated else x[t]
+        u = u_all[t] if state is None else u_all[t % 2]
+        if t == 0:
+            u.copy_(x_t)
+        else:
+            prev = u_all[t - 1] if state is None else u_all[(t - 1) % 2]
+            _charge(x_t, prev, keep, alpha, u)
+        torch.gt(u, v_th, out=spikes[t])
+        if t + 1 < steps:
+            torch.le(u, v_th, out=keep)
+        if state is not None:  # bit 0: spike, bit 1: surrogate mask
+            torch.sub(u, v_th, out=scratch).abs_().lt_(params.window)
+            state[t].copy_(scratch.mul_(MASK_BIT).add_(spikes[t]))
+    return spikes, (u_all if state is None else state)
+
+
+def _stepwise_backward(
+    grad_spikes: torch.Tensor, saved: torch.Tensor, params: LIFParams, repeated: bool
+) -> torch.Tensor:
+    """The BPTT loop in PyTorch operators: ``dL/dx`` (summed over time when ``repeated``)."""
+    alpha, v_th, height = params.alpha, params.v_th, params.height
+    steps, dtype = saved.shape[0], grad_spikes.dtype
+    # du[t] for every step, or (time-invariant input) two rolling steps and their sum.
+    grad_x = _time_buffer(saved[0], 2 if repeated else steps, dtype)
+    total = torch.empty_like(grad_x[0]) if repeated else None
+    surrogate = torch.empty_like(grad_x[0])  # h(u[t])
+    keep = torch.empty_like(surrogate)  # 1 - o[t]
+    scratch = torch.empty_like(surrogate)
+    if not params.reset_grad:
+        spike_bit = torch.empty_like(saved[0])
+    for t in range(steps - 1, -1, -1):
+        g = grad_spikes[t]
+        out = grad_x[t % 2] if repeated else grad_x[t]
+        if params.reset_grad:
+            u = saved[t]
+            torch.sub(u, v_th, out=surrogate).abs_().lt_(params.window)
+        else:
+            bits = saved[t]
+            torch.ge(bits, MASK_BIT, out=surrogate)
+        if height != 1.0:
+            surrogate.mul_(height)
+        if t == steps - 1:  # du[T+1] = 0: du[T] = h * g
+            torch.mul(g, surrogate, out=total if repeated else out)
+            if repeated:
+                out.copy_(total)
+            continue
+        nxt = grad_x[(t + 1) % 2] if repeated else grad_x[t + 1]
+        # scratch = h * (g - alpha * u * du[t+1])  (without the reset path: h * g)
+        if params.reset_grad:
+            torch.addcmul(g, u, nxt, value=-alpha, out=scratch).mul_(surrogate)
+            torch.le(u, v_th, out=keep)
+        else:
+            torch.mul(g, surrogate, out=scratch)
+            # 1 - spike bit (bit 0); uint8 -> float by copy (PyTorch's mixed-dtype
+            # remainder or compare kernels are far slower)
+            keep.copy_(torch.bitwise_and(bits, SPIKE_BIT, out=spike_bit)).neg_().add_(1)
+        # du[t] = scratch + alpha * (1 - o[t]) * du[t+1]
+        torch.addcmul(scratch, keep, nxt, value=alpha, out=out)
+        if repeated:
+            total.add_(out)
+    return total if repeated else grad_x
+
+
+def _fused_forward(
+    x: torch.Tensor, params: LIFParams, steps: int, repeated: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_stepwise_forward` in one C++ pass over all steps (same values, bit for bit)."""
+    x = _dense_time_major(x, repeated)
+    step_like = x if repeated else x[0]
+    spikes = _time_buffer(step_like, steps)
+    saved = _time_buffer(step_like, steps, None if params.reset_grad else torch.uint8)
+    torch.ops.h2learn_lif.forward(
+        x, spikes, saved, steps, repeated, params.alpha, params.v_th, params.window
+    )
+    return spikes, saved
+
+
+def _fused_backward(
+    grad_spikes: torch.Tensor, saved: torch.Tensor, params: LIFParams, repeated: bool
+) -> torch.Tensor:
+    """:func:`_stepwise_backward` in one C++ pass over all steps."""
+    if grad_spikes.stride() != saved.stride():  # the kernel walks one memory order
+        grad_spikes = torch.empty_like(saved, dtype=grad_spikes.dtype).copy_(grad_spikes)
+    steps = saved.shape[0]
+    grad_x = _time_buffer(saved[0], 1 if repeated else steps, grad_spikes.dtype)
+    torch.ops.h2learn_lif.backward(
+        grad_spikes,
+        saved,
+        grad_x,
+        repeated,
+        params.alpha,
+        params.v_th,
+        params.window,
+        params.height,
+    )
+    return grad_x[0] if repeated else grad_x
+
+
+def _dense_time_major(x: torch.Tensor, repeated: bool) -> torch.Tensor:
+    """``x`` laid out as :func:`_time_buffer` lays out ``[T, ...]`` buffers (a copy if not)."""
+    step = x if repeated else x[0]
+    dense = torch.empty_like(step)  # step's strides when dense, else contiguous
+    if repeated:
+        return x if x.stride() == dense.stride() else dense.copy_(x)
+    if x.stride() == (dense.numel(), *dense.stride()):
+        return x
+    return _time_buffer(step, x.shape[0]).copy_(x)
 
 
 def lif(x: torch.Tensor, params: LIFParams = LIFParams(), *, steps: int | None = None):

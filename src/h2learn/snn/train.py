@@ -26,6 +26,7 @@ from torch.utils.data import TensorDataset
 
 from h2learn.errors import CheckpointError, H2LearnError, TrainingDiverged
 from h2learn.snn import augment
+from h2learn.snn.allocator import reuse_freed_memory
 from h2learn.snn.data import dataset_info, load_dataset
 from h2learn.snn.distributed import World, data_parallel, process_world
 from h2learn.snn.models import SpikingNetwork, build
@@ -242,8 +243,10 @@ def train(
     Returns the metrics dict.  With ``resume`` the run continues from
     ``out_dir``'s checkpoint (whose config must match).  Launched by
     ``torchrun``, the processes train together (data parallel, same result);
-    only rank 0 writes files, logs and reports progress.
+    only rank 0 writes files, logs and reports progress.  Freed memory is kept
+    for reuse between steps (:func:`~h2learn.snn.allocator.reuse_freed_memory`).
     """
+    reuse_freed_memory()
     with process_world() as world:
         if not world.is_main:
             progress, log = None, lambda message: None

@@ -1,0 +1,137 @@
+"""Fused C++ kernels for the CPU, compiled on first use.
+
+The LIF neuron's time loop (:mod:`h2learn.snn.neuron`) has two
+implementations that compute the same values:
+
+* ``"torch"``: PyTorch operators, one elementwise kernel per operation and time
+  step.  Always available, any device and dtype.
+* ``"cpp"``: ``lif.cpp`` next to this file, one pass over all ``T`` steps per
+  block of elements (float32/float64 CPU tensors).  It is compiled with
+  PyTorch's extension builder the first time it is needed (about half a minute;
+  the build is cached per user) and needs a C++ compiler and ``ninja``.
+
+``H2LEARN_LIF_BACKEND`` chooses: ``auto`` (default: ``cpp`` when it builds,
+otherwise ``torch`` with one warning), ``cpp`` (fail with a clear error if it
+cannot be built) or ``torch``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+BACKENDS = ("auto", "cpp", "torch")
+_SOURCE = Path(__file__).with_name("lif.cpp")
+_NAME = "h2learn_lif"
+_STALE_LOCK_SECONDS = 600  # a build lock this old was left by a killed build
+
+
+class KernelBuildError(RuntimeError):
+    """The C++ kernels could not be compiled or loaded."""
+
+
+def requested_backend() -> str:
+    """The LIF backend asked for by ``H2LEARN_LIF_BACKEND`` (default ``auto``)."""
+    value = os.environ.get("H2LEARN_LIF_BACKEND", "auto").strip().lower() or "auto"
+    if value not in BACKENDS:
+        raise ValueError(
+            f"H2LEARN_LIF_BACKEND={value!r} is not a LIF backend; use one of: {', '.join(BACKENDS)}"
+        )
+    return value
+
+
+@functools.cache
+def _build() -> str | None:
+    """Compile and load ``lif.cpp`` once per process; the error text if that fails."""
+    try:
+        from torch.utils import cpp_extension
+
+        _find_ninja()
+        build_dir = Path(cpp_extension._get_build_directory(_NAME, verbose=False))
+        _remove_stale_lock(build_dir / "lock")
+        if not (build_dir / f"{_NAME}.so").exists():
+            print("h2learn: compiling the fused LIF kernel (first use only)", file=sys.stderr)
+        cpp_extension.load(
+            name=_NAME,
+            sources=[str(_SOURCE)],
+            # -fopenmp: at::parallel_for's OpenMP loop lives in the headers.
+            # -ffp-contract=off: round every product and sum separately, as the
+            # PyTorch operators of the reference path do.
+            extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off"],
+            is_python_module=False,
+            verbose=False,
+        )
+    except Exception as error:  # compiler missing, ninja missing, build failure
+        message = str(error).strip().splitlines()
+        return message[-1] if message else type(error).__name__
+    return None
+
+
+def _find_ninja() -> None:
+    """Put the ``ninja`` Python package's binary on ``PATH`` if no other ninja is there."""
+    if shutil.which("ninja") is not None:
+        return
+    try:
+        import ninja
+    except ImportError:
+        return
+    os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+
+
+def _remove_stale_lock(lock: Path) -> None:
+    """PyTorch's builder waits forever on the lock of a build that was killed: drop old ones."""
+    try:
+        if time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
+            lock.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def lif_kernel_available() -> bool:
+    """Whether the fused C++ LIF kernel is built and loaded (building it if needed)."""
+    return _build() is None
+
+
+def use_cpp_lif(x: torch.Tensor) -> bool:
+    """Whether the LIF neuron should run ``x`` on the fused C++ kernel."""
+    backend = requested_backend()
+    if backend == "torch":
+        return False
+    suitable = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    if backend == "cpp":
+        if not suitable:
+            raise KernelBuildError(
+                f"H2LEARN_LIF_BACKEND=cpp runs float32/float64 CPU tensors only, got "
+                f"{x.dtype} on {x.device}; unset it to use the PyTorch path"
+            )
+        error = _build()
+        if error is not None:
+            raise KernelBuildError(
+                f"the C++ LIF kernel did not build ({error}); install a C++ compiler and ninja, "
+                "or set H2LEARN_LIF_BACKEND=torch"
+            )
+        return True
+    if not suitable:
+        return False
+    error = _build()
+    if error is not None:
+        _warn_once(error)
+        return False
+    return True
+
+
+@functools.cache
+def _warn_once(error: str) -> None:
+    warnings.warn(
+        f"h2learn: the fused C++ LIF kernel did not build ({error}); using the slower "
+        "PyTorch path. Set H2LEARN_LIF_BACKEND=torch to silence this.",
+        RuntimeWarning,
+        stacklevel=3,
+    )

@@ -1,0 +1,196 @@
+// Fused multi-step LIF kernels for the CPU: the whole time loop in one pass.
+//
+// The PyTorch-operator path in neuron.py runs about seven elementwise kernels
+// per time step forward and ten backward, each a full pass over memory.  Here
+// every block of elements runs all T steps with its running state (u[t-1],
+// 1 - o[t-1], du[t+1]) in a small local buffer, so each tensor is read or
+// written once per step: the work becomes memory-bound on the tensors that
+// must exist anyway (input, spikes, saved state, gradients).
+//
+// Every operation, and the order in which it rounds, is the one neuron.py's
+// operators perform (see _LIFFunction there):
+//   forward   u[t] = x[t] + (alpha * u[t-1]) * keep,  keep = 1 - o[t-1] in {0, 1}
+//             o[t] = u[t] > v_th
+//   backward  h = height * (|u[t] - v_th| < window)
+//             s = (g[t] + (-alpha * u[t]) * du[t+1]) * h   (reset path; else g[t] * h)
+//             du[t] = s + (alpha * keep[t]) * du[t+1],  keep[t] = 1 - o[t]
+// Layout: every [T, ...] tensor is dense with time outermost and all share one
+// per-step memory order (neuron.py checks this), so element i of step t lives
+// at t * N + i.  A time-invariant input (repeated) is one [N] step.
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+namespace {
+
+constexpr int64_t kBlock = 512;  // elements whose state stays in L1 across the T steps
+constexpr int64_t kGrain = 8 * kBlock;
+constexpr uint8_t kSpikeBit = 1;
+constexpr uint8_t kMaskBit = 2;
+
+// One block of elements through all T steps.  The template flags take the
+// branches out of the inner loops so that the compiler vectorises them.
+template <typename scalar_t, bool kKeepsU>
+void forward_block(const scalar_t* x, scalar_t* spikes, scalar_t* u_saved, uint8_t* state,
+                   int64_t steps, int64_t n, int64_t begin, int64_t count, bool repeated,
+                   scalar_t alpha, scalar_t v_th, scalar_t window) {
+  scalar_t u_prev[kBlock];
+  scalar_t keep[kBlock];  // 1 - o[t-1]
+  for (int64_t i = 0; i < count; ++i) keep[i] = 0;  // u[0] = 0: nothing to carry into step 1
+  for (int64_t i = 0; i < count; ++i) u_prev[i] = 0;
+  for (int64_t t = 0; t < steps; ++t) {
+    const scalar_t* x_t = x + (repeated ? 0 : t * n) + begin;
+    scalar_t* spikes_t = spikes + t * n + begin;
+    scalar_t* u_t = kKeepsU ? u_saved + t * n + begin : nullptr;
+    uint8_t* state_t = kKeepsU ? nullptr : state + t * n + begin;
+    for (int64_t i = 0; i < count; ++i) {
+      scalar_t decayed = alpha * u_prev[i];
+      decayed = decayed * keep[i];
+      // Step 1 adds an exact zero (keep = 0), leaving x[1] unchanged.
+      const scalar_t u = x_t[i] + decayed;
+      const bool spike = u > v_th;
+      spikes_t[i] = spike ? scalar_t(1) : scalar_t(0);
+      keep[i] = spike ? scalar_t(0) : scalar_t(1);
+      u_prev[i] = u;
+      if constexpr (kKeepsU) {
+        u_t[i] = u;
+      } else {
+        const bool in_window = std::abs(u - v_th) < window;
+        state_t[i] = static_cast<uint8_t>((in_window ? kMaskBit : 0) | (spike ? kSpikeBit : 0));
+      }
+    }
+  }
+}
+
+template <typename scalar_t, bool kKeepsU>
+void backward_block(const scalar_t* grad, const scalar_t* u_saved, const uint8_t* state,
+                    scalar_t* grad_x, int64_t steps, int64_t n, int64_t begin, int64_t count,
+                    bool repeated, scalar_t alpha, scalar_t v_th, scalar_t window,
+                    scalar_t height) {
+  scalar_t next[kBlock];   // du[t+1]; du[T+1] = 0
+  scalar_t total[kBlock];  // sum over t of du[t] (time-invariant input)
+  for (int64_t i = 0; i < count; ++i) next[i] = 0;
+  for (int64_t i = 0; i < count; ++i) total[i] = 0;
+  const scalar_t neg_alpha = -alpha;
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const scalar_t* g_t = grad + t * n + begin;
+    const scalar_t* u_t = kKeepsU ? u_saved + t * n + begin : nullptr;
+    const uint8_t* state_t = kKeepsU ? nullptr : state + t * n + begin;
+    scalar_t* out_t = repeated ? nullptr : grad_x + t * n + begin;
+    const bool last = t == steps - 1;
+    for (int64_t i = 0; i < count; ++i) {
+      bool in_window;
+      bool spike;
+      scalar_t s;
+      if constexpr (kKeepsU) {
+        const scalar_t u = u_t[i];
+        in_window = std::abs(u - v_th) < window;
+        spike = u > v_th;
+        scalar_t reset = neg_alpha * u;
+        reset = reset * next[i];
+        s = g_t[i] + reset;
+      } else {
+        in_window = state_t[i] >= kMaskBit;
+        spike = (state_t[i] & kSpikeBit) != 0;
+        s = g_t[i];
+      }
+      s = s * (in_window ? height : scalar_t(0));
+      scalar_t carried = alpha * (spike ? scalar_t(0) : scalar_t(1));
+      carried = carried * next[i];
+      // At t = T, next = 0 and both added terms are exact zeros: du[T] = h * g[T].
+      const scalar_t du = last ? s : s + carried;
+      next[i] = du;
+      if (repeated) {
+        total[i] = last ? du : total[i] + du;
+      } else {
+        out_t[i] = du;
+      }
+    }
+  }
+  if (repeated) {
+    for (int64_t i = 0; i < count; ++i) grad_x[begin + i] = total[i];
+  }
+}
+
+template <typename Block>
+void for_blocks(int64_t n, const Block& block) {
+  at::parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; b += kBlock) block(b, std::min(kBlock, hi - b));
+  });
+}
+
+void lif_forward(const at::Tensor& x, const at::Tensor& spikes, const at::Tensor& saved,
+                 int64_t steps, bool repeated, double alpha, double v_th, double window) {
+  const int64_t n = spikes.numel() / steps;
+  const bool keeps_u = saved.scalar_type() != at::kByte;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "h2learn_lif_forward", [&] {
+    const scalar_t* x_ptr = x.const_data_ptr<scalar_t>();
+    scalar_t* spikes_ptr = spikes.mutable_data_ptr<scalar_t>();
+    const auto a = static_cast<scalar_t>(alpha);
+    const auto th = static_cast<scalar_t>(v_th);
+    const auto w = static_cast<scalar_t>(window);
+    if (keeps_u) {
+      scalar_t* u_ptr = saved.mutable_data_ptr<scalar_t>();
+      for_blocks(n, [&](int64_t b, int64_t count) {
+        forward_block<scalar_t, true>(x_ptr, spikes_ptr, u_ptr, nullptr, steps, n, b, count,
+                                      repeated, a, th, w);
+      });
+    } else {
+      uint8_t* state_ptr = saved.mutable_data_ptr<uint8_t>();
+      for_blocks(n, [&](int64_t b, int64_t count) {
+        forward_block<scalar_t, false>(x_ptr, spikes_ptr, nullptr, state_ptr, steps, n, b, count,
+                                       repeated, a, th, w);
+      });
+    }
+  });
+}
+
+void lif_backward(const at::Tensor& grad, const at::Tensor& saved, const at::Tensor& grad_x,
+                  bool repeated, double alpha, double v_th, double window, double height) {
+  const int64_t steps = saved.size(0);
+  const int64_t n = saved.numel() / steps;
+  const bool keeps_u = saved.scalar_type() != at::kByte;
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "h2learn_lif_backward", [&] {
+    const scalar_t* grad_ptr = grad.const_data_ptr<scalar_t>();
+    scalar_t* out_ptr = grad_x.mutable_data_ptr<scalar_t>();
+    const auto a = static_cast<scalar_t>(alpha);
+    const auto th = static_cast<scalar_t>(v_th);
+    const auto w = static_cast<scalar_t>(window);
+    const auto h = static_cast<scalar_t>(height);
+    if (keeps_u) {
+      const scalar_t* u_ptr = saved.const_data_ptr<scalar_t>();
+      for_blocks(n, [&](int64_t b, int64_t count) {
+        backward_block<scalar_t, true>(grad_ptr, u_ptr, nullptr, out_ptr, steps, n, b, count,
+                                       repeated, a, th, w, h);
+      });
+    } else {
+      const uint8_t* state_ptr = saved.const_data_ptr<uint8_t>();
+      for_blocks(n, [&](int64_t b, int64_t count) {
+        backward_block<scalar_t, false>(grad_ptr, nullptr, state_ptr, out_ptr, steps, n, b,
+                                        count, repeated, a, th, w, h);
+      });
+    }
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY(h2learn_lif, m) {
+  m.def(
+      "forward(Tensor x, Tensor(a!) spikes, Tensor(b!) saved, int steps, bool repeated, "
+      "float alpha, float v_th, float window) -> ()");
+  m.def(
+      "backward(Tensor grad, Tensor saved, Tensor(a!) grad_x, bool repeated, float alpha, "
+      "float v_th, float window, float height) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(h2learn_lif, CPU, m) {
+  m.impl("forward", &lif_forward);
+  m.impl("backward", &lif_backward);
+}
