@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace {
 
@@ -68,52 +69,65 @@ void forward_block(const scalar_t* x, scalar_t* spikes, scalar_t* u_saved, uint8
   }
 }
 
+// du[t] of one element from its gradient g[t], saved state and du[t+1].
 template <typename scalar_t, bool kKeepsU>
+__attribute__((always_inline)) inline scalar_t step_du(scalar_t g, scalar_t u, uint8_t bits, scalar_t next, scalar_t alpha,
+                        scalar_t v_th, scalar_t window, scalar_t height) {
+  // Both products of each 0/1 choice are formed and one is selected: the same
+  // values as multiplying by the 0/1 flag, written so that the compiler keeps
+  // the loops that call this branch-free (and vectorises them).
+  bool in_window;
+  bool spike;
+  scalar_t s = g;
+  if constexpr (kKeepsU) {
+    in_window = std::abs(u - v_th) < window;
+    spike = u > v_th;
+    scalar_t reset = -alpha * u;
+    reset = reset * next;
+    s = s + reset;
+  } else {
+    in_window = (bits & kMaskBit) != 0;
+    spike = (bits & kSpikeBit) != 0;
+  }
+  const scalar_t zero = 0;
+  s = in_window ? s * height : s * zero;
+  const scalar_t carried = spike ? zero * next : alpha * next;
+  return s + carried;
+}
+
+template <typename scalar_t, bool kKeepsU, bool kRepeated>
 void backward_block(const scalar_t* grad, const scalar_t* u_saved, const uint8_t* state,
                     scalar_t* grad_x, int64_t steps, int64_t n, int64_t begin, int64_t count,
-                    bool repeated, scalar_t alpha, scalar_t v_th, scalar_t window,
-                    scalar_t height) {
-  scalar_t next[kBlock];   // du[t+1]; du[T+1] = 0
+                    scalar_t alpha, scalar_t v_th, scalar_t window, scalar_t height) {
+  scalar_t next[kBlock];   // du[t+1]
   scalar_t total[kBlock];  // sum over t of du[t] (time-invariant input)
-  for (int64_t i = 0; i < count; ++i) next[i] = 0;
-  for (int64_t i = 0; i < count; ++i) total[i] = 0;
-  const scalar_t neg_alpha = -alpha;
   for (int64_t t = steps - 1; t >= 0; --t) {
     const scalar_t* g_t = grad + t * n + begin;
     const scalar_t* u_t = kKeepsU ? u_saved + t * n + begin : nullptr;
     const uint8_t* state_t = kKeepsU ? nullptr : state + t * n + begin;
-    scalar_t* out_t = repeated ? nullptr : grad_x + t * n + begin;
-    const bool last = t == steps - 1;
+    scalar_t* out_t = grad_x + (kRepeated ? 0 : t * n) + begin;
+    if (t == steps - 1) {
+      // du[T+1] = 0, so du[T] = h * g[T] (the added terms would be exact zeros).
+      for (int64_t i = 0; i < count; ++i) {
+        const scalar_t du = step_du<scalar_t, kKeepsU>(
+            g_t[i], kKeepsU ? u_t[i] : scalar_t(0), kKeepsU ? 0 : state_t[i], scalar_t(0), alpha,
+            v_th, window, height);
+        next[i] = du;
+        if constexpr (kRepeated) total[i] = du;
+        else out_t[i] = du;
+      }
+      continue;
+    }
     for (int64_t i = 0; i < count; ++i) {
-      bool in_window;
-      bool spike;
-      scalar_t s;
-      if constexpr (kKeepsU) {
-        const scalar_t u = u_t[i];
-        in_window = std::abs(u - v_th) < window;
-        spike = u > v_th;
-        scalar_t reset = neg_alpha * u;
-        reset = reset * next[i];
-        s = g_t[i] + reset;
-      } else {
-        in_window = state_t[i] >= kMaskBit;
-        spike = (state_t[i] & kSpikeBit) != 0;
-        s = g_t[i];
-      }
-      s = s * (in_window ? height : scalar_t(0));
-      scalar_t carried = alpha * (spike ? scalar_t(0) : scalar_t(1));
-      carried = carried * next[i];
-      // At t = T, next = 0 and both added terms are exact zeros: du[T] = h * g[T].
-      const scalar_t du = last ? s : s + carried;
+      const scalar_t du = step_du<scalar_t, kKeepsU>(
+          g_t[i], kKeepsU ? u_t[i] : scalar_t(0), kKeepsU ? 0 : state_t[i], next[i], alpha, v_th,
+          window, height);
       next[i] = du;
-      if (repeated) {
-        total[i] = last ? du : total[i] + du;
-      } else {
-        out_t[i] = du;
-      }
+      if constexpr (kRepeated) total[i] = total[i] + du;
+      else out_t[i] = du;
     }
   }
-  if (repeated) {
+  if constexpr (kRepeated) {
     for (int64_t i = 0; i < count; ++i) grad_x[begin + i] = total[i];
   }
 }
@@ -163,19 +177,22 @@ void lif_backward(const at::Tensor& grad, const at::Tensor& saved, const at::Ten
     const auto th = static_cast<scalar_t>(v_th);
     const auto w = static_cast<scalar_t>(window);
     const auto h = static_cast<scalar_t>(height);
-    if (keeps_u) {
-      const scalar_t* u_ptr = saved.const_data_ptr<scalar_t>();
+    const scalar_t* u_ptr = keeps_u ? saved.const_data_ptr<scalar_t>() : nullptr;
+    const uint8_t* state_ptr = keeps_u ? nullptr : saved.const_data_ptr<uint8_t>();
+    auto run = [&](auto keeps_u_tag, auto repeated_tag) {
+      constexpr bool kKeepsU = decltype(keeps_u_tag)::value;
+      constexpr bool kRepeated = decltype(repeated_tag)::value;
       for_blocks(n, [&](int64_t b, int64_t count) {
-        backward_block<scalar_t, true>(grad_ptr, u_ptr, nullptr, out_ptr, steps, n, b, count,
-                                       repeated, a, th, w, h);
+        backward_block<scalar_t, kKeepsU, kRepeated>(grad_ptr, u_ptr, state_ptr, out_ptr, steps,
+                                                     n, b, count, a, th, w, h);
       });
-    } else {
-      const uint8_t* state_ptr = saved.const_data_ptr<uint8_t>();
-      for_blocks(n, [&](int64_t b, int64_t count) {
-        backward_block<scalar_t, false>(grad_ptr, nullptr, state_ptr, out_ptr, steps, n, b,
-                                        count, repeated, a, th, w, h);
-      });
-    }
+    };
+    using Yes = std::true_type;
+    using No = std::false_type;
+    if (keeps_u && repeated) run(Yes{}, Yes{});
+    else if (keeps_u) run(Yes{}, No{});
+    else if (repeated) run(No{}, Yes{});
+    else run(No{}, No{});
   });
 }
 
