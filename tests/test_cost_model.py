@@ -10,10 +10,10 @@ import pytest
 from h2learn.arch.activity import (
     ActionContext,
     TaskActivity,
-    _expected_backward,
-    _expected_update,
+    expected_backward,
     expected_forward,
     expected_max,
+    expected_update,
     task_actions,
 )
 from h2learn.arch.config import (
@@ -218,7 +218,7 @@ def test_fc_forward_energy_by_hand():
 def test_fc_backward_cycles_by_hand():
     """64 lower elements on 8 MAC units: 8 elements per unit, 10 MACs each per step."""
     config, layer, steps = small_config(), binary_fc(), 3
-    counts, work = _expected_backward(layer, config, steps, du_density=1.0, mask_density=None)
+    counts, work = expected_backward(layer, config, steps, du_density=1.0, mask_density=None)
     assert counts["macs_done"] == counts["macs_dense"] == 64 * 10 * steps
     task = TaskActivity("fc", 0, "backward", "backward_engine", 0, 1, "mac", counts, work)
     assert compute_cycles(task, config)[0] == pytest.approx(8 * 10 * steps)
@@ -230,8 +230,8 @@ def test_fc_backward_cycles_by_hand():
 
 def test_fc_update_skips_zero_patterns():
     config, layer = small_config(), binary_fc()
-    dense, _ = _expected_update(layer, config.with_switches(skip_zero_patterns=False), 8, 0.5)
-    sparse, _ = _expected_update(layer, config, 8, 0.5)
+    dense, _ = expected_update(layer, config.with_switches(skip_zero_patterns=False), 8, 0.5)
+    sparse, _ = expected_update(layer, config, 8, 0.5)
     assert dense["lookups"] == 64 * 10 * 2  # 8 points in 2 groups of 4
     assert sparse["lookups"] == pytest.approx(dense["lookups"] * (1 - 0.5**4))
 

@@ -529,7 +529,7 @@ def expected_forward(
     return counts, work
 
 
-def _expected_update(
+def expected_update(
     layer: LayerSpec, config: HardwareConfig, steps: int, density: float
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Expected Weight Update Engine counts and lane loads of one task (binary inputs)."""
@@ -573,7 +573,7 @@ def _expected_update(
     return counts, work
 
 
-def _expected_backward(
+def expected_backward(
     layer: LayerSpec,
     config: HardwareConfig,
     steps: int,
@@ -1193,7 +1193,7 @@ def _kind(layer: LayerSpec, phase: str) -> str:
     return "elementwise"
 
 
-class _Builder:
+class ActivityBuilder:
     """Collects tasks in a fixed order: per layer and micro-batch, forward then backward phases."""
 
     def __init__(
@@ -1351,7 +1351,7 @@ class _StatisticalProvider:
         return self._lut_task("forward", expected_forward, index, layer, start, stop)
 
     def update(self, index, layer, start, stop):
-        return self._lut_task("update", _expected_update, index, layer, start, stop)
+        return self._lut_task("update", expected_update, index, layer, start, stop)
 
     def _lut_task(self, phase: str, expected, index, layer, start, stop):
         """A Forward or Weight Update Engine task (dense MACs when the input is analog)."""
@@ -1367,7 +1367,7 @@ class _StatisticalProvider:
         mask = self.densities[layer.name].get("lower_mask")
         return self._cached(
             ("backward", index, steps),
-            lambda: _expected_backward(layer, self.config, steps, du, mask),
+            lambda: expected_backward(layer, self.config, steps, du, mask),
         )
 
     def _density(self, layer: LayerSpec, key: str) -> float:
@@ -1414,7 +1414,7 @@ def activity_from_densities(
     sets a field for every layer).
     """
     resolved = resolve_densities(spec, densities)
-    builder = _Builder(spec, config, spec.batch_size, spec.time_steps)
+    builder = ActivityBuilder(spec, config, spec.batch_size, spec.time_steps)
     provider = _StatisticalProvider(config, spec.time_steps, resolved)
     tasks = builder.build(provider)
     return Activity(
@@ -1439,7 +1439,7 @@ def activity_from_trace(trace, config: HardwareConfig) -> Activity:
         import dataclasses
 
         spec = dataclasses.replace(spec, batch_size=trace.batch_size, time_steps=trace.time_steps)
-    builder = _Builder(spec, config, trace.batch_size, trace.time_steps)
+    builder = ActivityBuilder(spec, config, trace.batch_size, trace.time_steps)
     tasks = builder.build(_TraceProvider(trace, config))
     return Activity(
         spec, trace.batch_size, trace.time_steps, config.schedule.micro_batch, "trace", tasks

@@ -23,12 +23,12 @@ from typing import Any
 
 from h2learn.arch.activity import (
     Activity,
-    _Builder,
-    _expected_backward,
+    ActivityBuilder,
     dense_forward_counts,
     dense_forward_work,
     dense_update_counts,
     dense_update_work,
+    expected_backward,
 )
 from h2learn.arch.config import HardwareConfig, default_config
 from h2learn.arch.cost import CostTable, build_cost_table, mac_unit_area_mm2
@@ -138,12 +138,12 @@ class _DenseProvider:
 
     def backward(self, index: int, layer: LayerSpec, start: int, stop: int):
         steps = self.steps * (stop - start)
-        return _expected_backward(layer, self.config, steps, 1.0, None, units=self.units)
+        return expected_backward(layer, self.config, steps, 1.0, None, units=self.units)
 
 
 def dense_activity(spec: NetworkSpec, config: HardwareConfig, units: int) -> Activity:
     """Every task of one iteration on the dense design (counts are data-independent)."""
-    builder = _Builder(spec, config, spec.batch_size, spec.time_steps, mac_array=MAC_ARRAY)
+    builder = ActivityBuilder(spec, config, spec.batch_size, spec.time_steps, mac_array=MAC_ARRAY)
     tasks = builder.build(_DenseProvider(config, spec.time_steps, units))
     return Activity(
         spec, spec.batch_size, spec.time_steps, config.schedule.micro_batch, "dense", tasks
