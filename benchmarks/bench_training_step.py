@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402
 
 from h2learn.snn.allocator import reuse_freed_memory  # noqa: E402
-from h2learn.snn.kernels import lif_kernel_available  # noqa: E402
+from h2learn.snn.kernels import lif_backend, lif_kernel_available  # noqa: E402
 from h2learn.spec import NetworkSpec, build_spec  # noqa: E402
 
 MM_SIZE = 2048
@@ -161,18 +161,11 @@ def make_impls(args, names: list[str]) -> list[peers.Impl]:
 
 
 def _with_lif_backend(backend: str, forward):
-    """``forward`` run with ``H2LEARN_LIF_BACKEND=backend``; backward follows its choice."""
+    """``forward`` run on LIF backend ``backend``; backward follows its choice."""
 
     def run(x):
-        before = os.environ.get("H2LEARN_LIF_BACKEND")
-        os.environ["H2LEARN_LIF_BACKEND"] = backend
-        try:
+        with lif_backend(backend):
             return forward(x)
-        finally:
-            if before is None:
-                os.environ.pop("H2LEARN_LIF_BACKEND")
-            else:
-                os.environ["H2LEARN_LIF_BACKEND"] = before
 
     return run
 

@@ -103,3 +103,14 @@ def test_a_failed_build_falls_back_with_one_warning(monkeypatch):
     with pytest.raises(kernels.KernelBuildError, match="set H2LEARN_LIF_BACKEND=torch"):
         lif(x)
     kernels._warn_once.cache_clear()
+
+
+def test_lif_backend_context_sets_and_restores(monkeypatch):
+    monkeypatch.delenv("H2LEARN_LIF_BACKEND", raising=False)
+    with kernels.lif_backend("torch"):
+        assert kernels.requested_backend() == "torch"
+        assert not kernels.use_cpp_lif(torch.zeros(2, 3))
+    assert kernels.requested_backend() == "auto"
+    with pytest.raises(ValueError, match="unknown LIF backend 'gpu'"):
+        with kernels.lif_backend("gpu"):
+            pass

@@ -1,8 +1,5 @@
 """The hand-written BPTT of the LIF neuron against autograd and a float64 NumPy reference."""
 
-import os
-from contextlib import contextmanager
-
 import numpy as np
 import pytest
 import torch
@@ -11,22 +8,9 @@ from hypothesis import strategies as st
 from reference import lif_autograd, lif_numpy
 
 from h2learn.snn import LIF, LIFParams, lif, lif_states
+from h2learn.snn.kernels import lif_backend
 
 BACKENDS = pytest.mark.parametrize("backend", ["cpp", "torch"])
-
-
-@contextmanager
-def lif_backend(name: str):
-    """Run the LIF neuron on one implementation (the fused C++ kernel or PyTorch operators)."""
-    before = os.environ.get("H2LEARN_LIF_BACKEND")
-    os.environ["H2LEARN_LIF_BACKEND"] = name
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["H2LEARN_LIF_BACKEND"]
-        else:
-            os.environ["H2LEARN_LIF_BACKEND"] = before
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:

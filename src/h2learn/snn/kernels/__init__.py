@@ -23,6 +23,8 @@ import shutil
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -45,6 +47,26 @@ def requested_backend() -> str:
             f"H2LEARN_LIF_BACKEND={value!r} is not a LIF backend; use one of: {', '.join(BACKENDS)}"
         )
     return value
+
+
+@contextmanager
+def lif_backend(name: str) -> Iterator[None]:
+    """Run the LIF neuron on backend ``name`` inside the ``with`` block.
+
+    Sets ``H2LEARN_LIF_BACKEND`` for the block and restores it afterwards.  The
+    forward pass decides, and its backward pass follows that decision.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"unknown LIF backend {name!r}; use one of: {', '.join(BACKENDS)}")
+    before = os.environ.get("H2LEARN_LIF_BACKEND")
+    os.environ["H2LEARN_LIF_BACKEND"] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("H2LEARN_LIF_BACKEND", None)
+        else:
+            os.environ["H2LEARN_LIF_BACKEND"] = before
 
 
 @functools.cache
