@@ -27,6 +27,11 @@ once, ``lif(x_one_step, params, steps=T)``: the forward pass reads the same
 current every step and the backward pass returns ``sum_t du[t]`` for it
 directly, so no ``[T, ...]`` input or input gradient is ever materialised.
 
+The time loops exist twice with the same results: in PyTorch operators
+(``_stepwise_forward`` / ``_stepwise_backward``, any device and dtype) and as a
+fused C++ kernel (:mod:`h2learn.snn.kernels`, float32/float64 on the CPU,
+bit-identical forward pass); ``H2LEARN_LIF_BACKEND`` chooses.
+
 The design follows the functional-core pattern: :func:`lif` is a pure
 function of its input and :class:`~h2learn.spec.LIFParams`; :class:`LIF` is
 a thin ``nn.Module`` around it holding no state between calls.
