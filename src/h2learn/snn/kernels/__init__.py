@@ -18,6 +18,7 @@ cannot be built) or ``torch``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import sys
@@ -31,7 +32,19 @@ import torch
 
 BACKENDS = ("auto", "cpp", "torch")
 _SOURCE = Path(__file__).with_name("lif.cpp")
-_NAME = "h2learn_lif"
+
+
+def _build_name() -> str:
+    """The extension's name: one build folder per PyTorch installation.
+
+    Two virtual environments of one user then do not rebuild the kernel over
+    each other every time one of them runs.
+    """
+    key = f"{torch.__version__}|{Path(torch.__file__).resolve().parent}"
+    return "h2learn_lif_" + hashlib.sha1(key.encode()).hexdigest()[:10]
+
+
+_NAME = _build_name()
 _STALE_LOCK_SECONDS = 600  # a build lock this old was left by a killed build
 
 
