@@ -8,7 +8,7 @@ implementations that compute the same values:
 * ``"cpp"``: ``lif.cpp`` next to this file, one pass over all ``T`` steps per
   block of elements (float32/float64 CPU tensors).  It is compiled with
   PyTorch's extension builder the first time it is needed (about half a minute;
-  the build is cached per user) and needs a C++ compiler and ``ninja``.
+  the build is cached per user and PyTorch installation) and needs a C++ compiler and ``ninja``.
 
 ``H2LEARN_LIF_BACKEND`` chooses: ``auto`` (default: ``cpp`` when it builds,
 otherwise ``torch`` with one warning), ``cpp`` (fail with a clear error if it
