@@ -7,8 +7,9 @@ implementations that compute the same values:
   step.  Always available, any device and dtype.
 * ``"cpp"``: ``lif.cpp`` next to this file, one pass over all ``T`` steps per
   block of elements (float32/float64 CPU tensors).  It is compiled with
-  PyTorch's extension builder the first time it is needed (about half a minute;
-  the build is cached per user and PyTorch installation) and needs a C++ compiler and ``ninja``.
+  PyTorch's extension builder the first time it is needed (about 40 s; the
+  build is cached per user and PyTorch installation) and needs a C++ compiler
+  and ``ninja``.
 
 ``H2LEARN_LIF_BACKEND`` chooses: ``auto`` (default: ``cpp`` when it builds,
 otherwise ``torch`` with one warning), ``cpp`` (fail with a clear error if it
