@@ -1,11 +1,12 @@
 // Fused multi-step LIF kernels for the CPU: the whole time loop in one pass.
 //
-// The PyTorch-operator path in neuron.py runs about seven elementwise kernels
-// per time step forward and ten backward, each a full pass over memory.  Here
-// every block of elements runs all T steps with its running state (u[t-1],
-// 1 - o[t-1], du[t+1]) in a small local buffer, so each tensor is read or
-// written once per step: the work becomes memory-bound on the tensors that
-// must exist anyway (input, spikes, saved state, gradients).
+// The PyTorch-operator path in neuron.py runs three elementwise kernels per
+// time step forward and seven backward (with the reset path), each a full
+// pass over one step of the tensors.  Here every block of elements runs all T
+// steps with its running state (u[t-1], 1 - o[t-1], du[t+1]) in a small local
+// buffer, so each tensor is read or written once per step: the work becomes
+// memory-bound on the tensors that must exist anyway (input, spikes, saved
+// state, gradients).
 //
 // Every operation, and the order in which it rounds, is the one neuron.py's
 // operators perform (see _LIFFunction there):
