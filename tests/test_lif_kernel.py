@@ -5,9 +5,6 @@ directly on the layouts the layers produce (channels-last, expanded, strided
 views), which the kernel handles by walking one memory order.
 """
 
-import os
-import shutil
-
 import pytest
 import torch
 
@@ -27,8 +24,9 @@ PARAMS = [
 ]
 
 
-HAS_COMPILER = shutil.which(os.environ.get("CXX", "c++")) is not None
-needs_kernel = pytest.mark.skipif(not HAS_COMPILER, reason="no C++ compiler: PyTorch path only")
+needs_kernel = pytest.mark.skipif(
+    not kernels.compiler_on_path(), reason="no C++ compiler: PyTorch path only"
+)
 
 
 @needs_kernel

@@ -1,8 +1,5 @@
 """The hand-written BPTT of the LIF neuron against autograd and a float64 NumPy reference."""
 
-import os
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -11,11 +8,10 @@ from hypothesis import strategies as st
 from reference import lif_autograd, lif_numpy
 
 from h2learn.snn import LIF, LIFParams, lif, lif_states
-from h2learn.snn.kernels import lif_backend
+from h2learn.snn.kernels import compiler_on_path, lif_backend
 
 # The fused kernel where a C++ compiler can build it, and always the PyTorch operators.
-HAS_COMPILER = shutil.which(os.environ.get("CXX", "c++")) is not None
-BACKENDS = pytest.mark.parametrize("backend", ["cpp", "torch"] if HAS_COMPILER else ["torch"])
+BACKENDS = pytest.mark.parametrize("backend", ["cpp", "torch"] if compiler_on_path() else ["torch"])
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:

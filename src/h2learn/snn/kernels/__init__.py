@@ -133,6 +133,11 @@ def _remove_stale_lock(lock: Path) -> None:
         pass
 
 
+def compiler_on_path() -> bool:
+    """Whether a C++ compiler (``$CXX``, else ``c++``) is on ``PATH`` to build the kernel."""
+    return shutil.which(os.environ.get("CXX", "c++")) is not None
+
+
 def lif_kernel_available() -> bool:
     """Whether the fused C++ LIF kernel is built and loaded (building it if needed)."""
     return _build() is None

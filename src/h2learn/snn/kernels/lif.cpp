@@ -150,19 +150,17 @@ void lif_forward(const at::Tensor& x, const at::Tensor& spikes, const at::Tensor
     const auto a = static_cast<scalar_t>(alpha);
     const auto th = static_cast<scalar_t>(v_th);
     const auto w = static_cast<scalar_t>(window);
-    if (keeps_u) {
-      scalar_t* u_ptr = saved.mutable_data_ptr<scalar_t>();
+    scalar_t* u_ptr = keeps_u ? saved.mutable_data_ptr<scalar_t>() : nullptr;
+    uint8_t* state_ptr = keeps_u ? nullptr : saved.mutable_data_ptr<uint8_t>();
+    auto run = [&](auto keeps_u_tag) {
+      constexpr bool kKeepsU = decltype(keeps_u_tag)::value;
       for_blocks(n, [&](int64_t b, int64_t count) {
-        forward_block<scalar_t, true>(x_ptr, spikes_ptr, u_ptr, nullptr, steps, n, b, count,
-                                      repeated, a, th, w);
+        forward_block<scalar_t, kKeepsU>(x_ptr, spikes_ptr, u_ptr, state_ptr, steps, n, b, count,
+                                         repeated, a, th, w);
       });
-    } else {
-      uint8_t* state_ptr = saved.mutable_data_ptr<uint8_t>();
-      for_blocks(n, [&](int64_t b, int64_t count) {
-        forward_block<scalar_t, false>(x_ptr, spikes_ptr, nullptr, state_ptr, steps, n, b, count,
-                                       repeated, a, th, w);
-      });
-    }
+    };
+    if (keeps_u) run(std::true_type{});
+    else run(std::false_type{});
   });
 }
 
