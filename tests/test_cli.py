@@ -50,11 +50,21 @@ def test_models_and_datasets_list_everything():
 def test_train_writes_metrics(tmp_path):
     out = tmp_path / "run"
     result = run(
-        "train", "--epochs", "1", "--limit-train", "128", "--limit-test", "32", "--out", str(out)
+        "train",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "128",
+        "--limit-test",
+        "32",
+        "--no-reset-grad",
+        "--out",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["test_accuracy"] <= 1 and "train_seconds" in metrics
+    assert metrics["config"]["reset_grad"] is False
 
 
 def test_sweep_command_writes_results(tmp_path):

@@ -89,7 +89,9 @@ def train(
     data_dir: str | None = typer.Option(None, help="folder holding the dataset files"),
     limit_train: int | None = typer.Option(None, help="use only the first N training samples"),
     limit_test: int | None = typer.Option(None, help="use only the first N test samples"),
-    no_reset_grad: bool = typer.Option(False, help="drop the reset-path gradient"),
+    reset_grad: bool = typer.Option(
+        True, "--reset-grad/--no-reset-grad", help="include the reset-path gradient"
+    ),
     precision: str = typer.Option("float32", help="float32 or float64 (e.g. for exact checks)"),
     augment: bool = typer.Option(False, help="random 2-pixel shifts and horizontal flips"),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="output folder"),
@@ -115,7 +117,7 @@ def train(
         data_dir=data_dir,
         limit_train=limit_train,
         limit_test=limit_test,
-        reset_grad=not no_reset_grad,
+        reset_grad=reset_grad,
         precision=precision,
         augment=augment,
     )
