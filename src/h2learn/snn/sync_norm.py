@@ -6,7 +6,8 @@ a two-process run would train a different network than one process with the
 same global batch.  Here the per-channel sums are added across processes with
 a differentiable all-reduce (:class:`_AllSum`, whose backward is an all-reduce
 of the gradients), so the forward pass and BPTT see exactly the global
-statistics.
+statistics.  Two all-reduces per layer and step: the sums with the sample
+count, then the centred squares (two passes keep the variance accurate).
 
 PyTorch's ``nn.SyncBatchNorm`` does the same but runs only on accelerators;
 this version works on CPU with the gloo backend.  It is written with plain
@@ -32,10 +33,12 @@ def sync_batch_norm(z: torch.Tensor, norm: nn.modules.batchnorm._BatchNorm, time
     channels = z.shape[1]
     dims = [0, *range(2, z.dim())]
     shape = [1, channels] + [1] * (z.dim() - 2)
-    count = torch.tensor([float(z.numel() // channels)], dtype=torch.float64)
-    dist.all_reduce(count)
-    total = float(count.item())
-    mean = _AllSum.apply(z.sum(dims)) / total
+    # One all-reduce carries the channel sums and the sample count (exact in
+    # float32 up to 2^24 values per channel and process; the sums round sooner).
+    local_count = z.new_full((1,), float(z.numel() // channels))
+    sums_and_count = _AllSum.apply(torch.cat([z.sum(dims), local_count]))
+    total = float(sums_and_count[channels].item())
+    mean = sums_and_count[:channels] / total
     centered = z - mean.view(shape)
     var = _AllSum.apply((centered * centered).sum(dims)) / total
     out = centered * torch.rsqrt(var + norm.eps).view(shape)
