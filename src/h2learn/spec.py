@@ -390,9 +390,9 @@ def _fmnist_conv(classes: int) -> tuple[tuple[int, ...], list[LayerSketch], dict
     sketch: list[LayerSketch] = [
         Conv(32),
         Pool("maxpool", 2),
-        Conv(64),
+        Conv(128),
         Pool("maxpool", 2),
-        FC(256),
+        FC(256, batch_norm=True),
         FC(classes),
     ]
     return (1, 28, 28), sketch, {"time_steps": 4, "batch_size": 64}
