@@ -5,6 +5,8 @@ directly on the layouts the layers produce (channels-last, expanded, strided
 views), which the kernel handles by walking one memory order.
 """
 
+import os
+
 import pytest
 import torch
 
@@ -122,3 +124,24 @@ def test_lif_backend_context_sets_and_restores(monkeypatch):
     with pytest.raises(ValueError, match="unknown LIF backend 'gpu'"):
         with kernels.lif_backend("gpu"):
             pass
+
+
+def test_build_directory_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    assert kernels.build_directory().parent == tmp_path / "ext"
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert kernels.build_directory().parent == tmp_path / "cache" / "h2learn" / "kernels"
+    assert kernels.build_directory().name.startswith("h2learn_lif_")
+
+
+def test_only_an_old_build_lock_is_removed(tmp_path):
+    lock = tmp_path / "lock"
+    lock.touch()
+    kernels._remove_stale_lock(lock)
+    assert lock.exists()  # a build may be running
+    old = lock.stat().st_mtime - 2 * kernels._STALE_LOCK_SECONDS
+    os.utime(lock, (old, old))
+    kernels._remove_stale_lock(lock)
+    assert not lock.exists()
+    kernels._remove_stale_lock(lock)  # nothing there: no error

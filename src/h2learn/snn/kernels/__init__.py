@@ -8,8 +8,8 @@ implementations that compute the same values:
 * ``"cpp"``: ``lif.cpp`` next to this file, one pass over all ``T`` steps per
   block of elements (float32/float64 CPU tensors).  It is compiled with
   PyTorch's extension builder the first time it is needed (about 40 s; the
-  build is cached per user and PyTorch installation) and needs a C++ compiler
-  and ``ninja``.
+  build is cached per user and PyTorch installation, see
+  :func:`build_directory`) and needs a C++ compiler and ``ninja``.
 
 ``H2LEARN_LIF_BACKEND`` chooses: ``auto`` (default: ``cpp`` when it builds,
 otherwise ``torch`` with one warning), ``cpp`` (fail with a clear error if it
@@ -90,7 +90,8 @@ def _build() -> str | None:
         from torch.utils import cpp_extension
 
         _find_ninja()
-        build_dir = Path(cpp_extension._get_build_directory(_NAME, verbose=False))
+        build_dir = build_directory()
+        build_dir.mkdir(parents=True, exist_ok=True)
         _remove_stale_lock(build_dir / "lock")
         if not (build_dir / f"{_NAME}.so").exists():
             print("h2learn: compiling the fused LIF kernel (first use only)", file=sys.stderr)
@@ -104,6 +105,7 @@ def _build() -> str | None:
             # (so the loops vectorise); it changes no result, only the
             # assumption that floating-point exception flags are observed.
             extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"],
+            build_directory=str(build_dir),
             is_python_module=False,
             verbose=False,
         )
@@ -111,6 +113,21 @@ def _build() -> str | None:
         message = str(error).strip().splitlines()
         return message[-1] if message else type(error).__name__
     return None
+
+
+def build_directory() -> Path:
+    """Where the kernel is compiled and cached.
+
+    ``$TORCH_EXTENSIONS_DIR/<name>`` when that variable is set (PyTorch's own
+    convention), else ``$XDG_CACHE_HOME/h2learn/kernels/<name>`` (default
+    ``~/.cache``).  Choosing it here, rather than asking PyTorch's builder,
+    lets :func:`_build` find a stale lock with public API only.
+    """
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if root:
+        return Path(root) / _NAME
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "h2learn" / "kernels" / _NAME
 
 
 def _find_ninja() -> None:
