@@ -18,7 +18,8 @@ tensor memory (activations, saved tensors, gradients, temporaries; the parameter
 and optimiser state already held are excluded).  The subprocess also reports the
 resident-set growth over its first step (``VmHWM`` after ``clear_refs`` minus
 ``VmRSS`` before), bytes allocated and minor page faults per step, a profiled
-step's time by kind of operator, and the median of a few steps timed alone.
+step's time by kind of operator, and the median of a few steps timed alone after
+untimed ones that let the heap settle (with their page faults).
 
 FLOP floor: dense multiply-adds of every conv/fc layer on ``T * B`` samples,
 times 2 (forward), plus the same again for the weight gradient and for the input
@@ -284,11 +285,18 @@ def memory_child(args) -> dict:
         step(x, y)
     profiled_ms = (time.perf_counter() - start) * 1e3
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-    alone = []  # this implementation alone in its process (no other one's heap around)
+    # This implementation alone in its process (no other one's heap around),
+    # after untimed steps that let glibc's heap reach its steady size: a fresh
+    # process still maps new pages now and then for its first ~10 steps.
+    for _ in range(args.alone_warmup if args.alone_steps else 0):
+        step(x, y)
+    alone = []
+    alone_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(args.alone_steps):
         start = time.perf_counter()
         step(x, y)
         alone.append((time.perf_counter() - start) * 1e3)
+    alone_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - alone_faults
     return {
         "alone_step_ms_median": statistics.median(alone) if alone else None,
         "alone_step_ms_all": alone,
@@ -296,6 +304,7 @@ def memory_child(args) -> dict:
         "allocated_per_step_mb": sum(max(m["Bytes"], 0) for m in memory) / 2**20,
         "rss_first_step_mb": rss_growth,
         "minor_page_faults_per_step": faults,
+        "alone_page_faults_per_step": alone_faults / len(alone) if alone else None,
         "profiled_step_ms": profiled_ms,
         "self_time_ms": time_breakdown(prof),
     }
@@ -347,6 +356,8 @@ def measure_memory(args, key: str) -> dict | None:
         str(args.seed),
         "--alone-steps",
         str(args.alone_steps),
+        "--alone-warmup",
+        str(args.alone_warmup),
         *(["--no-malloc-tuning"] if args.no_malloc_tuning else []),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -380,6 +391,12 @@ def parse_args(argv=None):
         type=int,
         default=5,
         help="steps timed again per implementation alone in its memory subprocess",
+    )
+    ap.add_argument(
+        "--alone-warmup",
+        type=int,
+        default=8,
+        help="untimed steps before those (the heap settles over a fresh process's first steps)",
     )
     ap.add_argument(
         "--no-malloc-tuning",
