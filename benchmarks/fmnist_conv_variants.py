@@ -17,13 +17,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
 from h2learn import spec as spec_module
 from h2learn.snn.train import TrainConfig, train
-from h2learn.spec import FC, Conv, Pool
+from h2learn.spec import FC, Conv
 
 DEFAULT_VARIANTS = [
     "c2=64,fc_bn=0,lr=2e-3",  # the shape before this version
@@ -35,7 +36,7 @@ DEFAULT_VARIANTS = [
 PROBE_NAME = "fmnist-conv-probe"
 
 
-def parse_variant(text: str) -> dict[str, float]:
+def parse_variant(text: str) -> dict[str, int | bool | float]:
     usage = f"bad --variant {text!r}; write it as c2=N,fc_bn=0|1,lr=X (any of the three)"
     if any("=" not in item for item in text.split(",")):
         raise SystemExit(usage)
@@ -53,14 +54,23 @@ def parse_variant(text: str) -> dict[str, float]:
 
 
 def register(c2: int, fc_bn: bool) -> None:
-    """Put a zoo entry with this shape under :data:`PROBE_NAME`."""
+    """Put the zoo's ``fmnist-conv`` under :data:`PROBE_NAME`, with this width and fc batch norm.
 
-    def sketch(classes: int):
-        layers = [Conv(32), Pool("maxpool", 2), Conv(c2), Pool("maxpool", 2)]
-        layers += [FC(256, batch_norm=fc_bn), FC(classes)]
-        return (1, 28, 28), layers, {"time_steps": 4, "batch_size": 64}
+    Derived from the zoo entry (not a copy of it), so the probe follows the zoo
+    in everything but the two fields varied: the second conv and the hidden fc.
+    """
+    make_zoo_sketch, classes, _ = spec_module.ZOO["fmnist-conv"]
 
-    spec_module.ZOO[PROBE_NAME] = (sketch, 10, "fmnist-conv variant (probe)")
+    def sketch(num_classes: int):
+        shape, layers, defaults = make_zoo_sketch(num_classes)
+        convs = [i for i, layer in enumerate(layers) if isinstance(layer, Conv)]
+        fcs = [i for i, layer in enumerate(layers) if isinstance(layer, FC)]
+        layers = list(layers)
+        layers[convs[1]] = dataclasses.replace(layers[convs[1]], channels=c2)
+        layers[fcs[0]] = dataclasses.replace(layers[fcs[0]], batch_norm=fc_bn)
+        return shape, layers, defaults
+
+    spec_module.ZOO[PROBE_NAME] = (sketch, classes, "fmnist-conv variant (probe)")
 
 
 def main() -> None:
