@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402
 
 from h2learn.snn.allocator import reuse_freed_memory  # noqa: E402
-from h2learn.snn.kernels import lif_backend, lif_kernel_available  # noqa: E402
+from h2learn.snn.kernels import kernel_backend, kernels_available  # noqa: E402
 from h2learn.spec import NetworkSpec, build_spec  # noqa: E402
 
 MM_SIZE = 2048
@@ -129,7 +129,7 @@ def step_flops(spec: NetworkSpec, batch: int) -> dict[str, float]:
 VARIANTS = {
     "h2learn-noreset": "h2learn (reset_grad=False)",
     "h2learn-input-per-step": "h2learn (input copied per step)",
-    "h2learn-torch-lif": "h2learn (LIF as PyTorch ops)",
+    "h2learn-torch-ops": "h2learn (PyTorch ops, no C++ kernels)",
 }
 
 
@@ -147,11 +147,11 @@ def make_impls(args, names: list[str]) -> list[peers.Impl]:
         model, steps = impl.model, args.time_steps
         impl.forward = lambda x: model(x.unsqueeze(0).repeat(steps, *([1] * x.dim())))
         impls["h2learn-input-per-step"] = impl
-    if "h2learn-torch-lif" in names:
-        # The LIF time loop as PyTorch operators instead of the fused C++ kernel.
+    if "h2learn-torch-ops" in names:
+        # PyTorch operators instead of the fused C++ kernels (LIF, batch norm + LIF, pooling).
         impl = peers.build_ours(args.model, args.time_steps, seed=args.seed)
-        impl.forward = _with_lif_backend("torch", impl.forward)
-        impls["h2learn-torch-lif"] = impl
+        impl.forward = _with_kernel_backend("torch", impl.forward)
+        impls["h2learn-torch-ops"] = impl
     for key, label in VARIANTS.items():
         if key in impls:
             impls[key].name = label
@@ -161,11 +161,11 @@ def make_impls(args, names: list[str]) -> list[peers.Impl]:
     return [impls[n] for n in names]
 
 
-def _with_lif_backend(backend: str, forward):
+def _with_kernel_backend(backend: str, forward):
     """``forward`` run on LIF backend ``backend``; backward follows its choice."""
 
     def run(x):
-        with lif_backend(backend):
+        with kernel_backend(backend):
             return forward(x)
 
     return run
@@ -323,15 +323,20 @@ GEMM_OPS = (
 
 def time_breakdown(prof) -> dict[str, float]:
     """Self CPU time (ms) of one profiled step by kind of operator."""
-    parts = {"conv/linear kernels": 0.0, "batch norm": 0.0, "pooling": 0.0, "everything else": 0.0}
+    parts = {
+        "conv/linear kernels": 0.0,
+        "batch norm (+ LIF when fused)": 0.0,
+        "pooling": 0.0,
+        "everything else": 0.0,
+    }
     for event in prof.key_averages():
         ms = event.self_cpu_time_total / 1e3
         name = event.key
         if name in GEMM_OPS:
             parts["conv/linear kernels"] += ms
-        elif "batch_norm" in name:
-            parts["batch norm"] += ms
-        elif "max_pool" in name or name == "aten::scatter_":
+        elif "batch_norm" in name or name.startswith("h2learn_norm_lif::"):
+            parts["batch norm (+ LIF when fused)"] += ms
+        elif "max_pool" in name or name == "aten::scatter_":  # h2learn_pool::max_pool_* too
             parts["pooling"] += ms
         else:
             parts["everything else"] += ms
@@ -430,7 +435,7 @@ def main(argv=None) -> int:
     print(
         f"model {args.model}, T={args.time_steps}, batch {args.batch_size}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu_model()}, "
-        f"LIF kernel {'C++' if lif_kernel_available() else 'unavailable'}, malloc "
+        f"fused kernels {'C++' if kernels_available() else 'unavailable'}, malloc "
         f"{'keeps freed memory (every implementation)' if malloc_tuned else 'glibc defaults'}"
     )
     versions = {p: peers.peer_version(p) for p in peers.INSTALL if p in names}
@@ -572,7 +577,7 @@ def main(argv=None) -> int:
             "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "torch": torch.__version__,
-            "lif_kernel": lif_kernel_available(),
+            "cpp_kernels": kernels_available(),
             "malloc_keeps_freed_memory": malloc_tuned,
             "peers": versions,
             "skipped": skipped,

@@ -312,7 +312,7 @@ def _profile_lif(steps: int, reset_grad: bool, repeated: bool, height: float):
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from h2learn.snn.kernels import lif_backend
+    from h2learn.snn.kernels import kernel_backend
     from h2learn.snn.neuron import lif
 
     not_kernels = {
@@ -341,7 +341,7 @@ def _profile_lif(steps: int, reset_grad: bool, repeated: bool, height: float):
     grad = torch.rand(steps, 3, 5)
     # On a GPU the neuron runs as PyTorch operators (the fused C++ kernel is CPU-only):
     # profile that path.
-    with lif_backend("torch"):
+    with kernel_backend("torch"):
         with profile(activities=[ProfilerActivity.CPU]) as forward:
             y = lif(x, params, steps=steps if repeated else None)
         with profile(activities=[ProfilerActivity.CPU]) as backward:

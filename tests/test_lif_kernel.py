@@ -34,7 +34,7 @@ needs_kernel = pytest.mark.skipif(
 @needs_kernel
 def test_the_kernel_builds_where_there_is_a_compiler():
     """With a compiler on PATH the kernel must build (ninja comes with the package)."""
-    assert kernels.lif_kernel_available(), kernels._build()
+    assert kernels.kernels_available(), kernels._build()
 
 
 def _inputs(kind: str, steps: int, dtype: torch.dtype, seed: int):
@@ -57,7 +57,7 @@ def _inputs(kind: str, steps: int, dtype: torch.dtype, seed: int):
 @pytest.mark.parametrize("steps", [1, 2, 7])
 @pytest.mark.parametrize("params", PARAMS)
 def test_kernel_equals_the_operator_loop(dtype, kind, steps, params):
-    assert kernels.lif_kernel_available()
+    assert kernels.kernels_available()
     x, repeated = _inputs(kind, steps, dtype, seed=steps)
     spikes, saved = _fused_forward(x, params, steps, repeated)
     ref_spikes, ref_saved = _stepwise_forward(x, params, steps, repeated)
@@ -78,51 +78,51 @@ def test_kernel_equals_the_operator_loop(dtype, kind, steps, params):
 
 @needs_kernel
 def test_empty_input_and_autograd_path(monkeypatch):
-    monkeypatch.setenv("H2LEARN_LIF_BACKEND", "cpp")
+    monkeypatch.setenv("H2LEARN_KERNELS", "cpp")
     empty = torch.zeros(3, 0, 4, requires_grad=True)
     lif(empty).sum().backward()
     assert empty.grad.shape == empty.shape
     x = torch.randn(4, 8, 16, dtype=torch.float64, requires_grad=True)
     lif(x).sum().backward()
-    monkeypatch.setenv("H2LEARN_LIF_BACKEND", "torch")
+    monkeypatch.setenv("H2LEARN_KERNELS", "torch")
     y = x.detach().clone().requires_grad_()
     lif(y).sum().backward()
     torch.testing.assert_close(x.grad, y.grad, rtol=1e-12, atol=1e-12)
 
 
 def test_backend_choice_and_errors(monkeypatch):
-    monkeypatch.setenv("H2LEARN_LIF_BACKEND", "fast")
-    with pytest.raises(ValueError, match="H2LEARN_LIF_BACKEND='fast' is not a LIF backend"):
+    monkeypatch.setenv("H2LEARN_KERNELS", "fast")
+    with pytest.raises(ValueError, match="H2LEARN_KERNELS='fast' is not a kernel backend"):
         lif(torch.zeros(2, 3))
-    monkeypatch.setenv("H2LEARN_LIF_BACKEND", "cpp")
+    monkeypatch.setenv("H2LEARN_KERNELS", "cpp")
     with pytest.raises(kernels.KernelBuildError, match="float32/float64 CPU tensors only"):
         lif(torch.zeros(2, 3, dtype=torch.bfloat16))
-    monkeypatch.setenv("H2LEARN_LIF_BACKEND", "auto")  # bfloat16: the operator path, silently
+    monkeypatch.setenv("H2LEARN_KERNELS", "auto")  # bfloat16: the operator path, silently
     assert lif(torch.ones(2, 3, dtype=torch.bfloat16)).dtype == torch.bfloat16
 
 
 def test_a_failed_build_falls_back_with_one_warning(monkeypatch):
     monkeypatch.setattr(kernels, "_build", lambda: "no compiler")
     kernels._warn_once.cache_clear()
-    monkeypatch.setenv("H2LEARN_LIF_BACKEND", "auto")
+    monkeypatch.setenv("H2LEARN_KERNELS", "auto")
     x = torch.randn(3, 5)
     with pytest.warns(RuntimeWarning, match="did not build \\(no compiler\\)"):
         first = lif(x)
     assert torch.equal(first, lif(x))  # the PyTorch path, no second warning needed
-    monkeypatch.setenv("H2LEARN_LIF_BACKEND", "cpp")
-    with pytest.raises(kernels.KernelBuildError, match="set H2LEARN_LIF_BACKEND=torch"):
+    monkeypatch.setenv("H2LEARN_KERNELS", "cpp")
+    with pytest.raises(kernels.KernelBuildError, match="set H2LEARN_KERNELS=torch"):
         lif(x)
     kernels._warn_once.cache_clear()
 
 
-def test_lif_backend_context_sets_and_restores(monkeypatch):
-    monkeypatch.delenv("H2LEARN_LIF_BACKEND", raising=False)
-    with kernels.lif_backend("torch"):
+def test_kernel_backend_context_sets_and_restores(monkeypatch):
+    monkeypatch.delenv("H2LEARN_KERNELS", raising=False)
+    with kernels.kernel_backend("torch"):
         assert kernels.requested_backend() == "torch"
-        assert not kernels.use_cpp_lif(torch.zeros(2, 3))
+        assert not kernels.use_cpp_kernels(torch.zeros(2, 3))
     assert kernels.requested_backend() == "auto"
-    with pytest.raises(ValueError, match="unknown LIF backend 'gpu'"):
-        with kernels.lif_backend("gpu"):
+    with pytest.raises(ValueError, match="unknown kernel backend 'gpu'"):
+        with kernels.kernel_backend("gpu"):
             pass
 
 
@@ -132,7 +132,7 @@ def test_build_directory_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("TORCH_EXTENSIONS_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert kernels.build_directory().parent == tmp_path / "cache" / "h2learn" / "kernels"
-    assert kernels.build_directory().name.startswith("h2learn_lif_")
+    assert kernels.build_directory().name.startswith("h2learn_kernels_")
 
 
 def test_only_an_old_build_lock_is_removed(tmp_path):

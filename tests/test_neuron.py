@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from reference import lif_autograd, lif_numpy
 
 from h2learn.snn import LIF, LIFParams, lif, lif_states
-from h2learn.snn.kernels import compiler_on_path, lif_backend
+from h2learn.snn.kernels import compiler_on_path, kernel_backend
 
 # The fused kernel where a C++ compiler can build it, and always the PyTorch operators.
 BACKENDS = pytest.mark.parametrize("backend", ["cpp", "torch"] if compiler_on_path() else ["torch"])
@@ -47,7 +47,7 @@ lif_cases = dict(
 @settings(max_examples=60, deadline=None)
 @given(**lif_cases)
 def test_lif_gradient_equals_autograd_float64(backend, params, steps, shape, scale, seed):
-    with lif_backend(backend):
+    with kernel_backend(backend):
         _check_lif_gradient(params, steps, shape, scale, seed)
 
 
@@ -72,7 +72,7 @@ def _check_lif_gradient(params, steps, shape, scale, seed):
 def test_repeated_input_equals_autograd_through_the_expanded_input(
     backend, params, steps, shape, scale, seed
 ):
-    with lif_backend(backend):
+    with kernel_backend(backend):
         _check_repeated_input(params, steps, shape, scale, seed)
 
 
@@ -101,7 +101,7 @@ def _check_repeated_input(params, steps, shape, scale, seed):
 @pytest.mark.parametrize("reset_grad", [True, False])
 def test_reset_path_changes_the_gradient(backend, reset_grad, monkeypatch):
     """The switch is real: with the reset path on, spiking neurons pass a different gradient."""
-    monkeypatch.setenv("H2LEARN_LIF_BACKEND", backend)
+    monkeypatch.setenv("H2LEARN_KERNELS", backend)
     torch.manual_seed(1)
     x = torch.rand(6, 4, 50, dtype=torch.float64)
     g = torch.randn_like(x)
@@ -150,7 +150,7 @@ def test_module_defaults_are_the_gpu_library_values():
 @BACKENDS
 def test_saved_tensors_hold_no_float_spikes_or_masks(backend, monkeypatch):
     """Backward keeps only u (reset path on) or one byte of state per element (off)."""
-    monkeypatch.setenv("H2LEARN_LIF_BACKEND", backend)
+    monkeypatch.setenv("H2LEARN_KERNELS", backend)
     x = torch.randn(5, 3, 4, requires_grad=True)
     for reset_grad, expected in ((True, [torch.float32]), (False, [torch.uint8])):
         saved = []

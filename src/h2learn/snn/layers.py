@@ -15,8 +15,15 @@ Speed and memory, without changing what is computed:
 * Convolutions run channels-last (NHWC), which oneDNN and PyTorch's CPU
   pooling kernels handle several times faster than NCHW; the activations
   between layers stay channels-last.
-* Max pooling over non-overlapping windows keeps its argmax indices as 16-bit
-  (or 32-bit) integers instead of saving its float input and 64-bit indices.
+* Max pooling over non-overlapping windows keeps its argmax as one byte per
+  output (a position in the window; the fused C++ kernel) or as 16/32-bit
+  integers (PyTorch's kernel) instead of saving its float input and 64-bit
+  indices.
+* In training mode, batch norm and the LIF neuron firing on it run as one
+  fused kernel (:mod:`h2learn.snn.norm_fire`), which keeps only the block's
+  conv/fc output for backward; a max pooling that alone reads a conv block's
+  spikes runs inside that kernel (:meth:`WeightedBlock.forward_pooled`).  See
+  ``docs/kernels.md``.
 """
 
 from __future__ import annotations
@@ -25,11 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from h2learn.snn.kernels import use_cpp_kernels
+from h2learn.snn.layout import CHANNELS_LAST, channels_last, nhwc_empty, nhwc_strides
 from h2learn.snn.neuron import LIF
+from h2learn.snn.norm_fire import fusable, norm_fire, poolable
 from h2learn.snn.sync_norm import sync_batch_norm
 from h2learn.spec import LayerSpec, LIFParams
-
-CHANNELS_LAST = torch.channels_last
 
 
 def merge_time(x: torch.Tensor) -> torch.Tensor:
@@ -40,22 +48,6 @@ def merge_time(x: torch.Tensor) -> torch.Tensor:
 def split_time(x: torch.Tensor, steps: int) -> torch.Tensor:
     """``[T*B, ...] -> [T, B, ...]``."""
     return x.unflatten(0, (steps, x.shape[0] // steps))
-
-
-def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``x [N, C, H, W]`` laid out channels-last (a copy unless it already is).
-
-    With one channel PyTorch regards NCHW as channels-last already and would
-    not convert; oneDNN then picks its slow NCHW kernels, so that case copies
-    into explicit NHWC strides.
-    """
-    n, c, h, w = x.shape
-    if c > 1:
-        return x.contiguous(memory_format=CHANNELS_LAST)
-    strides = (h * w * c, 1, w * c, c)
-    if x.stride() == strides:
-        return x
-    return torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device).copy_(x)
 
 
 def is_time_invariant(x: torch.Tensor) -> bool:
@@ -120,22 +112,37 @@ class _SpikeConv2d(torch.autograd.Function):
 class _MaxPool2d(torch.autograd.Function):
     """Max pooling over non-overlapping windows (``stride >= kernel``) with compact indices.
 
-    The forward pass is PyTorch's own kernel; only its argmax indices are kept,
-    as the narrowest integer type that holds a position in the ``H x W`` plane
-    (PyTorch's autograd keeps the float input and 64-bit indices).  Windows do
-    not overlap, so every input position receives at most one gradient and the
-    backward pass is a scatter, exactly PyTorch's backward.
+    Two implementations with the same results (PyTorch's argmax: the first
+    maximum of a window in row-major order, or a NaN):
+
+    * the fused C++ kernel (:mod:`h2learn.snn.kernels`, ``pool.cpp``) for dense
+      channels-last float input without padding: one byte per output holds the
+      argmax's position in its window, and the backward pass writes every
+      input-gradient element once;
+    * PyTorch's kernel otherwise, keeping its argmax as the narrowest integer
+      type that holds a position in the ``H x W`` plane; the backward pass
+      zero-fills the input gradient and scatters into it.
+
+    Both keep far less than PyTorch's autograd (the float input and 64-bit
+    indices).  Windows do not overlap, so every input position receives at
+    most one gradient: both backward passes are exactly PyTorch's.
     """
 
     @staticmethod
     def forward(ctx, x, kernel: int, stride: int, padding: int):  # type: ignore[override]
+        ctx.shape = x.shape
+        ctx.fused = _fused_pool_applies(x, kernel, padding) and use_cpp_kernels(x)
+        if ctx.fused:
+            out, index = _fused_pool_forward(x, kernel, stride)
+            ctx.save_for_backward(index)
+            ctx.conf = (kernel, stride)
+            return out
         out, index = torch.ops.aten.max_pool2d_with_indices(
             x, [kernel, kernel], [stride, stride], [padding, padding]
         )
         plane = x.shape[-2] * x.shape[-1]
         compact = torch.int16 if plane <= 2**15 else torch.int32
         ctx.save_for_backward(index.to(compact))
-        ctx.shape = x.shape
         ctx.channels_last = x.dim() == 4 and (
             not x.is_contiguous() and x.is_contiguous(memory_format=CHANNELS_LAST)
         )
@@ -144,6 +151,13 @@ class _MaxPool2d(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         (index,) = ctx.saved_tensors
+        if ctx.fused:
+            grad_in = nhwc_empty(ctx.shape, grad.dtype, grad.device)
+            kernel, stride = ctx.conf
+            torch.ops.h2learn_pool.max_pool_backward(
+                channels_last(grad), index, grad_in, kernel, stride
+            )
+            return grad_in, None, None, None
         index = index.long()
         n, c, h, w = ctx.shape
         if ctx.channels_last:  # scatter along the H*W positions of an NHWC buffer
@@ -157,6 +171,27 @@ class _MaxPool2d(torch.autograd.Function):
         grad_in = grad.new_zeros((n, c, h, w))
         grad_in.view(n * c, h * w).scatter_(1, index.reshape(n * c, -1), grad.reshape(n * c, -1))
         return grad_in, None, None, None
+
+
+def _fused_pool_applies(x: torch.Tensor, kernel: int, padding: int) -> bool:
+    """Whether the C++ pooling kernel handles ``x``: dense NHWC, no padding, <= 256 positions."""
+    return (
+        padding == 0
+        and kernel * kernel <= 256
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and x.stride() == nhwc_strides(x.shape)
+    )
+
+
+def _fused_pool_forward(x: torch.Tensor, kernel: int, stride: int):
+    """``(out, index)`` of the C++ kernel: pooled NHWC output and the argmax's window position."""
+    n, c, h, w = x.shape
+    shape = (n, c, (h - kernel) // stride + 1, (w - kernel) // stride + 1)
+    out = nhwc_empty(shape, x.dtype, x.device)
+    index = nhwc_empty(shape, torch.uint8, x.device)
+    torch.ops.h2learn_pool.max_pool_forward(x, out, index, kernel, stride)
+    return out, index
 
 
 class MaxPool2d(nn.MaxPool2d):
@@ -218,6 +253,13 @@ class WeightedBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         steps = x.shape[0]
+        if residual is None and self._fuses_norm_and_fire(x):
+            params = self.neuron.params
+            if self._runs_once(x):  # one step's current, the same at every step
+                y = self._op(x[0])
+                return split_time(norm_fire(y, self.norm, params, steps, repeated=True), steps)
+            y = self._weighted(merge_time(x))
+            return split_time(norm_fire(y, self.norm, params, steps), steps)
         if residual is None and self.neuron is not None and self._runs_once(x):
             return self.neuron(self._current_once(x[0], steps), steps=steps)
         z = self.current(x)
@@ -241,8 +283,45 @@ class WeightedBlock(nn.Module):
             weight = channels_last(weight)
         return weight
 
+    def forward_pooled(self, x: torch.Tensor, kernel: int) -> torch.Tensor | None:
+        """Spikes max-pooled over ``kernel x kernel`` windows, pooled inside the fused kernel.
+
+        For a conv block whose spikes only a max pooling reads (the network
+        decides that): returns ``[T, B, C, H/k, W/k]``, the same as the block
+        followed by the pooling layer, or ``None`` where the fused path does
+        not apply (the caller then runs the two layers).
+        """
+        if self.spec.kind != "conv" or not self._fuses_norm_and_fire(x):
+            return None
+        if not poolable((1, *self.spec.out_shape), kernel, kernel, 0):
+            return None
+        steps, params = x.shape[0], self.neuron.params
+        if self._runs_once(x):
+            spikes = norm_fire(self._op(x[0]), self.norm, params, steps, True, kernel)
+        else:
+            spikes = norm_fire(self._weighted(merge_time(x)), self.norm, params, steps, pool=kernel)
+        return split_time(spikes, steps)
+
+    def _fuses_norm_and_fire(self, x: torch.Tensor) -> bool:
+        """Whether batch norm and firing run as one fused kernel (:mod:`h2learn.snn.norm_fire`)."""
+        if self.neuron is None or self._syncs_batch_norm() or not torch.is_grad_enabled():
+            return False
+        per_step = x.shape[1] * self.spec.out_positions  # values per channel and step
+        count = per_step if self._runs_once(x) else x.shape[0] * per_step
+        dim = 4 if self.spec.kind == "conv" else 2
+        return fusable(dim, self.norm, count) and x.dim() == dim + 1 and use_cpp_kernels(x)
+
     def _current_merged(self, flat: torch.Tensor) -> torch.Tensor:
         """Conv/linear (+ bias) and batch norm of the merged batch ``[T*B, ...]``."""
+        z = self._weighted(flat)
+        if self.norm is None:
+            return z
+        if self._syncs_batch_norm():
+            return sync_batch_norm(z, self.norm)
+        return self.norm(z)
+
+    def _weighted(self, flat: torch.Tensor) -> torch.Tensor:
+        """Conv/linear (+ bias) of the merged batch ``[T*B, ...]``, before batch norm."""
         if self.spec.kind == "conv":
             flat = channels_last(flat)
         if self.spec.binary_input and torch.is_grad_enabled():
@@ -253,13 +332,8 @@ class WeightedBlock(nn.Module):
                 z = _SpikeLinear.apply(flat, weight)
             if self.op.bias is not None:
                 z = z + (self.op.bias.view(1, -1, 1, 1) if z.dim() == 4 else self.op.bias)
-        else:
-            z = self._op(flat)
-        if self.norm is None:
             return z
-        if self._syncs_batch_norm():
-            return sync_batch_norm(z, self.norm)
-        return self.norm(z)
+        return self._op(flat)
 
     def _syncs_batch_norm(self) -> bool:
         return self.sync_batch_norm and self.norm is not None and self.norm.training

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from h2learn.snn.layers import build_layer
+from h2learn.snn.norm_fire import poolable
 from h2learn.spec import ZOO, NetworkSpec, SpecError, build_spec, model_names
 
 
@@ -30,6 +31,7 @@ class SpikingNetwork(nn.Module):
         self.spec = spec
         self.layers = nn.ModuleList(build_layer(layer, spec.lif) for layer in spec.layers)
         self._last_use = _last_uses(spec)
+        self._pool_after = _fusable_pools(spec)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Bring the input to ``[T, B, *input_shape]``, checking its shape."""
@@ -59,12 +61,20 @@ class SpikingNetwork(nn.Module):
         """
         outputs: list[torch.Tensor | None] = []
         signal = self.encode(x)
+        pooled = None  # the next layer's output, computed by a fused block + pooling kernel
         for index, (spec, layer) in enumerate(zip(self.spec.layers, self.layers, strict=True)):
             inp = signal if spec.source < 0 else outputs[spec.source]
             residual = outputs[spec.residual] if spec.residual is not None else None
-            if record is not None and spec.weighted:
+            if pooled is not None:
+                out, pooled = pooled, None
+            elif record is not None and spec.weighted:
                 out, entry = self._recorded(layer, inp, residual)
                 record.append({"layer": spec.name, **entry})
+            elif (
+                index in self._pool_after
+                and (pooled := layer.forward_pooled(inp, self._pool_after[index])) is not None
+            ):
+                out = None  # only the pooling layer reads these spikes
             else:
                 out = layer(inp, residual)
             outputs.append(out)
@@ -102,6 +112,36 @@ def _last_uses(spec: NetworkSpec) -> list[list[int]]:
     for source, reader in last.items():
         drops[reader].append(source)
     return drops
+
+
+def _fusable_pools(spec: NetworkSpec) -> dict[int, int]:
+    """``{conv layer index: kernel}`` where max pooling can run inside the layer's kernel.
+
+    The layer is a firing conv with batch norm and no residual input whose
+    spikes only the next layer reads, and that layer is a max pooling whose
+    windows tile the map (:func:`~h2learn.snn.norm_fire.poolable`).  Whether
+    the fused kernel runs is decided per call (training mode, kernels built).
+    """
+    readers: dict[int, list[int]] = {}
+    for index, layer in enumerate(spec.layers):
+        for source in (layer.source, layer.residual):
+            if source is not None and source >= 0:
+                readers.setdefault(source, []).append(index)
+    fusable = {}
+    for index, layer in enumerate(spec.layers[:-1]):
+        pool = spec.layers[index + 1]
+        if (
+            layer.kind == "conv"
+            and layer.batch_norm
+            and layer.fires
+            and layer.residual is None
+            and pool.kind == "maxpool"
+            and readers.get(index) == [index + 1]
+            and pool.source == index
+            and poolable((1, *layer.out_shape), pool.kernel, pool.stride, pool.padding)
+        ):
+            fusable[index] = pool.kernel
+    return fusable
 
 
 def build(name: str, **overrides: Any) -> SpikingNetwork:

@@ -30,7 +30,7 @@ directly, so no ``[T, ...]`` input or input gradient is ever materialised.
 The time loops exist twice with the same results: in PyTorch operators
 (``_stepwise_forward`` / ``_stepwise_backward``, any device and dtype) and as a
 fused C++ kernel (:mod:`h2learn.snn.kernels`, float32/float64 on the CPU,
-bit-identical forward pass); ``H2LEARN_LIF_BACKEND`` chooses.
+bit-identical forward pass); ``H2LEARN_KERNELS`` chooses.
 
 The design follows the functional-core pattern: :func:`lif` is a pure
 function of its input and :class:`~h2learn.spec.LIFParams`; :class:`LIF` is
@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from h2learn.snn.kernels import use_cpp_lif
+from h2learn.snn.kernels import use_cpp_kernels
 from h2learn.spec import LIFParams
 
 SPIKE_BIT = 1
@@ -134,7 +134,7 @@ class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, params: LIFParams, steps: int | None = None):  # type: ignore[override]
         repeated = steps is not None
-        ctx.fused = use_cpp_lif(x)
+        ctx.fused = use_cpp_kernels(x)
         run = _fused_forward if ctx.fused else _stepwise_forward
         spikes, saved = run(x, params, steps if repeated else x.shape[0], repeated)
         ctx.params, ctx.repeated = params, repeated

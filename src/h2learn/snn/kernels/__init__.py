@@ -1,19 +1,23 @@
 """Fused C++ kernels for the CPU, compiled on first use.
 
-The LIF neuron's time loop (:mod:`h2learn.snn.neuron`) has two
-implementations that compute the same values:
+Two pieces of the training step have a PyTorch-operator implementation and a
+fused C++ one that computes the same values:
 
-* ``"torch"``: PyTorch operators, one elementwise kernel per operation and time
-  step.  Always available, any device and dtype.
-* ``"cpp"``: ``lif.cpp`` next to this file, one pass over all ``T`` steps per
-  block of elements (float32/float64 CPU tensors).  It is compiled with
-  PyTorch's extension builder the first time it is needed (about 40 s; the
-  build is cached per user and PyTorch installation, see
-  :func:`build_directory`) and needs a C++ compiler and ``ninja``.
+* the LIF neuron's time loop (:mod:`h2learn.snn.neuron`, ``lif.cpp``): one
+  pass over all ``T`` steps per block of elements instead of one elementwise
+  kernel per operation and time step;
+* max pooling over non-overlapping windows (:mod:`h2learn.snn.layers`,
+  ``pool.cpp``): one-byte argmax indices and a backward pass that writes the
+  input gradient once, instead of 64-bit indices, a zero fill and a scatter.
 
-``H2LEARN_LIF_BACKEND`` chooses: ``auto`` (default: ``cpp`` when it builds,
-otherwise ``torch`` with one warning), ``cpp`` (fail with a clear error if it
-cannot be built) or ``torch``.
+Both files are compiled together into one extension with PyTorch's extension
+builder the first time a kernel is needed (about a minute; the build is cached
+per user and PyTorch installation, see :func:`build_directory`); that needs a
+C++ compiler and ``ninja``.  They run float32/float64 CPU tensors.
+
+``H2LEARN_KERNELS`` chooses for both: ``auto`` (default: the C++ kernels when
+they build, otherwise PyTorch operators with one warning), ``cpp`` (fail with a
+clear error if they cannot be built) or ``torch`` (PyTorch operators only).
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from pathlib import Path
 import torch
 
 BACKENDS = ("auto", "cpp", "torch")
-_SOURCE = Path(__file__).with_name("lif.cpp")
+_SOURCES = [Path(__file__).with_name(name) for name in ("lif.cpp", "norm_lif.cpp", "pool.cpp")]
+_HEADERS = [Path(__file__).with_name("lif_step.h")]
+ENV_VAR = "H2LEARN_KERNELS"
 
 
 def _build_name() -> str:
@@ -42,7 +48,7 @@ def _build_name() -> str:
     each other every time one of them runs.
     """
     key = f"{torch.__version__}|{Path(torch.__file__).resolve().parent}"
-    return "h2learn_lif_" + hashlib.sha1(key.encode()).hexdigest()[:10]
+    return "h2learn_kernels_" + hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
 _NAME = _build_name()
@@ -50,42 +56,42 @@ _STALE_LOCK_SECONDS = 600  # a build lock this old was left by a killed build
 
 
 class KernelBuildError(RuntimeError):
-    """The C++ kernels could not be compiled or loaded."""
+    """The C++ kernels could not be compiled or loaded, or cannot run a tensor."""
 
 
 def requested_backend() -> str:
-    """The LIF backend asked for by ``H2LEARN_LIF_BACKEND`` (default ``auto``)."""
-    value = os.environ.get("H2LEARN_LIF_BACKEND", "auto").strip().lower() or "auto"
+    """The kernel backend asked for by ``H2LEARN_KERNELS`` (default ``auto``)."""
+    value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
     if value not in BACKENDS:
         raise ValueError(
-            f"H2LEARN_LIF_BACKEND={value!r} is not a LIF backend; use one of: {', '.join(BACKENDS)}"
+            f"{ENV_VAR}={value!r} is not a kernel backend; use one of: {', '.join(BACKENDS)}"
         )
     return value
 
 
 @contextmanager
-def lif_backend(name: str) -> Iterator[None]:
-    """Run the LIF neuron on backend ``name`` inside the ``with`` block.
+def kernel_backend(name: str) -> Iterator[None]:
+    """Run the LIF neuron and max pooling on backend ``name`` inside the ``with`` block.
 
-    Sets ``H2LEARN_LIF_BACKEND`` for the block and restores it afterwards.  The
+    Sets ``H2LEARN_KERNELS`` for the block and restores it afterwards.  Each
     forward pass decides, and its backward pass follows that decision.
     """
     if name not in BACKENDS:
-        raise ValueError(f"unknown LIF backend {name!r}; use one of: {', '.join(BACKENDS)}")
-    before = os.environ.get("H2LEARN_LIF_BACKEND")
-    os.environ["H2LEARN_LIF_BACKEND"] = name
+        raise ValueError(f"unknown kernel backend {name!r}; use one of: {', '.join(BACKENDS)}")
+    before = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = name
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop("H2LEARN_LIF_BACKEND", None)
+            os.environ.pop(ENV_VAR, None)
         else:
-            os.environ["H2LEARN_LIF_BACKEND"] = before
+            os.environ[ENV_VAR] = before
 
 
 @functools.cache
 def _build() -> str | None:
-    """Compile and load ``lif.cpp`` once per process; the error text if that fails."""
+    """Compile and load the kernels once per process; the error text if that fails."""
     try:
         from torch.utils import cpp_extension
 
@@ -94,17 +100,23 @@ def _build() -> str | None:
         build_dir.mkdir(parents=True, exist_ok=True)
         _remove_stale_lock(build_dir / "lock")
         if not (build_dir / f"{_NAME}.so").exists():
-            print("h2learn: compiling the fused LIF kernel (first use only)", file=sys.stderr)
+            print("h2learn: compiling the fused C++ kernels (first use only)", file=sys.stderr)
         cpp_extension.load(
             name=_NAME,
-            sources=[str(_SOURCE)],
+            sources=[str(path) for path in _SOURCES],
             # -fopenmp: at::parallel_for's OpenMP loop lives in the headers.
             # -ffp-contract=off: round every product and sum separately, as the
             # PyTorch operators of the reference path do.  -fno-trapping-math
             # lets the compiler evaluate both sides of a 0/1 choice and select
             # (so the loops vectorise); it changes no result, only the
             # assumption that floating-point exception flags are observed.
-            extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"],
+            extra_cflags=[
+                "-O3",
+                "-fopenmp",
+                "-ffp-contract=off",
+                "-fno-trapping-math",
+                f"-DH2LEARN_HEADERS_DIGEST={_headers_digest()}",
+            ],
             build_directory=str(build_dir),
             is_python_module=False,
             verbose=False,
@@ -113,6 +125,19 @@ def _build() -> str | None:
         message = str(error).strip().splitlines()
         return message[-1] if message else type(error).__name__
     return None
+
+
+def _headers_digest() -> str:
+    """A digest of the shared headers, passed as a (never used) macro definition.
+
+    PyTorch's builder rebuilds when a source file or a flag changes but does
+    not look at included headers; the digest in the flags makes a header
+    change rebuild too.
+    """
+    digest = hashlib.sha1()
+    for path in _HEADERS:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def build_directory() -> Path:
@@ -151,17 +176,27 @@ def _remove_stale_lock(lock: Path) -> None:
 
 
 def compiler_on_path() -> bool:
-    """Whether a C++ compiler (``$CXX``, else ``c++``) is on ``PATH`` to build the kernel."""
+    """Whether a C++ compiler (``$CXX``, else ``c++``) is on ``PATH`` to build the kernels."""
     return shutil.which(os.environ.get("CXX", "c++")) is not None
 
 
-def lif_kernel_available() -> bool:
-    """Whether the fused C++ LIF kernel is built and loaded (building it if needed)."""
+def kernels_available() -> bool:
+    """Whether the fused C++ kernels are built and loaded (building them if needed)."""
     return _build() is None
 
 
-def use_cpp_lif(x: torch.Tensor) -> bool:
-    """Whether the LIF neuron should run ``x`` on the fused C++ kernel."""
+def require_kernels() -> None:
+    """Build and load the kernels, or raise :class:`KernelBuildError` saying how to fix it."""
+    error = _build()
+    if error is not None:
+        raise KernelBuildError(
+            f"the C++ kernels did not build ({error}); install a C++ compiler and ninja, "
+            f"or set {ENV_VAR}=torch"
+        )
+
+
+def use_cpp_kernels(x: torch.Tensor) -> bool:
+    """Whether an operation on ``x`` should run on the fused C++ kernels."""
     backend = requested_backend()
     if backend == "torch":
         return False
@@ -169,15 +204,10 @@ def use_cpp_lif(x: torch.Tensor) -> bool:
     if backend == "cpp":
         if not suitable:
             raise KernelBuildError(
-                f"H2LEARN_LIF_BACKEND=cpp runs float32/float64 CPU tensors only, got "
+                f"{ENV_VAR}=cpp runs float32/float64 CPU tensors only, got "
                 f"{x.dtype} on {x.device}; unset it to use the PyTorch path"
             )
-        error = _build()
-        if error is not None:
-            raise KernelBuildError(
-                f"the C++ LIF kernel did not build ({error}); install a C++ compiler and ninja, "
-                "or set H2LEARN_LIF_BACKEND=torch"
-            )
+        require_kernels()
         return True
     if not suitable:
         return False
@@ -191,8 +221,8 @@ def use_cpp_lif(x: torch.Tensor) -> bool:
 @functools.cache
 def _warn_once(error: str) -> None:
     warnings.warn(
-        f"h2learn: the fused C++ LIF kernel did not build ({error}); using the slower "
-        "PyTorch path. Set H2LEARN_LIF_BACKEND=torch to silence this.",
+        f"h2learn: the fused C++ kernels did not build ({error}); using the slower "
+        f"PyTorch operators. Set {ENV_VAR}=torch to silence this.",
         RuntimeWarning,
         stacklevel=3,
     )

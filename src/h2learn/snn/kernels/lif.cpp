@@ -29,17 +29,22 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "lif_step.h"
+
 namespace {
+
+using h2learn::charge;
+using h2learn::kMaskBit;
+using h2learn::kSpikeBit;
+using h2learn::step_du;
 
 constexpr int64_t kBlock = 512;  // elements whose state stays in L1 across the T steps
 constexpr int64_t kGrain = 8 * kBlock;
-constexpr uint8_t kSpikeBit = 1;
-constexpr uint8_t kMaskBit = 2;
 
 // One block of elements through all T steps.  The template flags take the
 // branches out of the inner loops so that the compiler vectorises them.
 template <typename scalar_t, bool kKeepsU>
-void forward_block(const scalar_t* x, scalar_t* spikes, scalar_t* u_saved, uint8_t* state,
+H2LEARN_VECTOR_CLONES void forward_block(const scalar_t* x, scalar_t* spikes, scalar_t* u_saved, uint8_t* state,
                    int64_t steps, int64_t n, int64_t begin, int64_t count, bool repeated,
                    scalar_t alpha, scalar_t v_th, scalar_t window) {
   scalar_t u_prev[kBlock];
@@ -52,10 +57,7 @@ void forward_block(const scalar_t* x, scalar_t* spikes, scalar_t* u_saved, uint8
     scalar_t* u_t = kKeepsU ? u_saved + t * n + begin : nullptr;
     uint8_t* state_t = kKeepsU ? nullptr : state + t * n + begin;
     for (int64_t i = 0; i < count; ++i) {
-      scalar_t decayed = alpha * u_prev[i];
-      decayed = decayed * keep[i];
-      // Step 1 adds an exact zero (keep = 0), leaving x[1] unchanged.
-      const scalar_t u = x_t[i] + decayed;
+      const scalar_t u = charge(x_t[i], u_prev[i], keep[i], alpha);
       const bool spike = u > v_th;
       spikes_t[i] = spike ? scalar_t(1) : scalar_t(0);
       keep[i] = spike ? scalar_t(0) : scalar_t(1);
@@ -70,34 +72,8 @@ void forward_block(const scalar_t* x, scalar_t* spikes, scalar_t* u_saved, uint8
   }
 }
 
-// du[t] of one element from its gradient g[t], saved state and du[t+1].
-template <typename scalar_t, bool kKeepsU>
-__attribute__((always_inline)) inline scalar_t step_du(scalar_t g, scalar_t u, uint8_t bits, scalar_t next, scalar_t alpha,
-                        scalar_t v_th, scalar_t window, scalar_t height) {
-  // Both products of each 0/1 choice are formed and one is selected: the same
-  // values as multiplying by the 0/1 flag, written so that the compiler keeps
-  // the loops that call this branch-free (and vectorises them).
-  bool in_window;
-  bool spike;
-  scalar_t s = g;
-  if constexpr (kKeepsU) {
-    in_window = std::abs(u - v_th) < window;
-    spike = u > v_th;
-    scalar_t reset = -alpha * u;
-    reset = reset * next;
-    s = s + reset;
-  } else {
-    in_window = (bits & kMaskBit) != 0;
-    spike = (bits & kSpikeBit) != 0;
-  }
-  const scalar_t zero = 0;
-  s = in_window ? s * height : s * zero;
-  const scalar_t carried = spike ? zero * next : alpha * next;
-  return s + carried;
-}
-
 template <typename scalar_t, bool kKeepsU, bool kRepeated>
-void backward_block(const scalar_t* grad, const scalar_t* u_saved, const uint8_t* state,
+H2LEARN_VECTOR_CLONES void backward_block(const scalar_t* grad, const scalar_t* u_saved, const uint8_t* state,
                     scalar_t* grad_x, int64_t steps, int64_t n, int64_t begin, int64_t count,
                     scalar_t alpha, scalar_t v_th, scalar_t window, scalar_t height) {
   scalar_t next[kBlock];   // du[t+1]
@@ -110,7 +86,7 @@ void backward_block(const scalar_t* grad, const scalar_t* u_saved, const uint8_t
     if (t == steps - 1) {
       // du[T+1] = 0, so du[T] = h * g[T] (the added terms would be exact zeros).
       for (int64_t i = 0; i < count; ++i) {
-        const scalar_t du = step_du<scalar_t, kKeepsU>(
+        const scalar_t du = step_du<scalar_t, kKeepsU, kKeepsU>(
             g_t[i], kKeepsU ? u_t[i] : scalar_t(0), kKeepsU ? 0 : state_t[i], scalar_t(0), alpha,
             v_th, window, height);
         next[i] = du;
@@ -120,7 +96,7 @@ void backward_block(const scalar_t* grad, const scalar_t* u_saved, const uint8_t
       continue;
     }
     for (int64_t i = 0; i < count; ++i) {
-      const scalar_t du = step_du<scalar_t, kKeepsU>(
+      const scalar_t du = step_du<scalar_t, kKeepsU, kKeepsU>(
           g_t[i], kKeepsU ? u_t[i] : scalar_t(0), kKeepsU ? 0 : state_t[i], next[i], alpha, v_th,
           window, height);
       next[i] = du;

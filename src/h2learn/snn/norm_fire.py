@@ -1,0 +1,223 @@
+"""Batch norm fused with the LIF neuron that fires on its output (training mode).
+
+The block ``conv/fc -> batch norm -> LIF`` is most of a spiking network's
+elementwise work.  Run as two operators, batch norm writes its normalised
+output, the neuron reads it and writes its spikes and the potential it keeps
+for BPTT, and the backward passes read and write those again.  Fused (the C++
+kernels of ``norm_lif.cpp``, see :mod:`h2learn.snn.kernels`):
+
+* forward: the per-channel mean and variance of the layer's output ``y`` (two
+  passes, accumulated in double), then ``z = y * scale + shift`` charges the
+  neuron, which writes only its spikes.  Nothing but ``y``, which batch norm
+  keeps anyway, is saved: the neuron keeps no potential.
+* backward: per block of elements the potentials are recomputed from ``y``
+  (bit for bit the forward pass's values), the BPTT loop of
+  :mod:`h2learn.snn.neuron` gives ``dL/dz`` and, in the same pass, the
+  per-channel sums that batch norm's backward needs; one more pass turns
+  ``dL/dz`` into ``dL/dy`` in place.
+
+What is computed is batch norm over the merged ``T * B`` batch followed by the
+LIF neuron, as in :class:`~h2learn.snn.layers.WeightedBlock` unfused; only the
+rounding differs (``y * scale + shift`` instead of ``(y - mean) * invstd *
+weight + bias``), so the two agree to rounding, and tests check both against
+autograd.  Running statistics are updated as ``nn.BatchNorm`` updates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from h2learn.snn.kernels import require_kernels
+from h2learn.snn.layout import channel_innermost, empty_channel_innermost
+from h2learn.spec import LIFParams
+
+
+def fusable(y_dim: int, norm: nn.Module | None, count: int) -> bool:
+    """Whether batch norm ``norm`` over ``count`` values per channel can fuse with firing.
+
+    Training mode with batch statistics and an affine transform, on a 2-D
+    (fc) or 4-D (conv) output; a batch of one value per channel is left to
+    PyTorch, which rejects it with its own error.
+    """
+    return (
+        isinstance(norm, nn.modules.batchnorm._BatchNorm)
+        and norm.training
+        and norm.affine
+        and y_dim in (2, 4)
+        and count > 1
+    )
+
+
+def poolable(shape: torch.Size | tuple[int, ...], kernel: int, stride: int, padding: int) -> bool:
+    """Whether max pooling of a conv output ``[N, C, H, W]`` can fuse behind its neurons.
+
+    Non-overlapping windows that tile the map exactly: ``stride == kernel``, no
+    padding, ``H`` and ``W`` multiples of the kernel, at most 256 positions.
+    """
+    return (
+        len(shape) == 4
+        and stride == kernel
+        and padding == 0
+        and 1 <= kernel <= 16
+        and shape[2] % kernel == 0
+        and shape[3] % kernel == 0
+    )
+
+
+def norm_fire(
+    y: torch.Tensor,
+    norm: nn.Module,
+    params: LIFParams,
+    steps: int,
+    repeated: bool = False,
+    pool: int = 0,
+) -> torch.Tensor:
+    """Spikes ``[T*B, C, ...]`` of LIF neurons driven by batch norm of ``y``.
+
+    ``y`` is the merged batch ``[T*B, C, ...]`` of ``steps`` time steps, time
+    outermost, or with ``repeated`` one step's ``[B, C, ...]`` that is the
+    same at every step (a time-invariant input: batch norm over its ``T``
+    copies has the same statistics, and the running variance's correction
+    counts ``T * B`` samples, as in the unfused layer).  ``norm`` (an
+    ``nn.BatchNorm1d/2d`` in training mode) provides the affine parameters and
+    receives the running statistics.  The spikes have ``y``'s layout
+    (channels-last for conv outputs).
+
+    ``pool=k`` (a conv output for which :func:`poolable` holds) returns the
+    spikes max-pooled over ``k x k`` windows, ``[T*B, C, H/k, W/k]``: they are
+    pooled as they are produced, and the unpooled spikes are never stored.
+    """
+    require_kernels()
+    y = channel_innermost(y)
+    channels = y.shape[1]
+    mean = torch.empty(channels, dtype=torch.float64)
+    var = torch.empty(channels, dtype=torch.float64)
+    torch.ops.h2learn_norm_lif.stats(y, channels, mean, var)
+    copies = steps if repeated else 1
+    _update_running_stats(norm, mean, var, copies * (y.numel() // channels))
+    invstd = (var + norm.eps).rsqrt()
+    if pool and not poolable(y.shape, pool, pool, 0):
+        raise ValueError(f"cannot fuse {pool}x{pool} max pooling into a map of shape {y.shape}")
+    setting = _Setting(params, steps, repeated, pool)
+    return _NormFire.apply(y, norm.weight, norm.bias, mean, invstd, setting)
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """What :class:`_NormFire` computes besides batch norm: the neuron, ``T``, pooling."""
+
+    params: LIFParams
+    steps: int
+    repeated: bool
+    pool: int  # max-pooling kernel behind the neurons, 0: none
+
+    def out_shape(self, y: torch.Tensor) -> tuple[int, ...]:
+        batch = y.shape[0] * (self.steps if self.repeated else 1)
+        if not self.pool:
+            return (batch, *y.shape[1:])
+        n, c, h, w = y.shape
+        return (batch, c, h // self.pool, w // self.pool)
+
+    def width(self, y: torch.Tensor) -> int:
+        return y.shape[-1] if self.pool else 0
+
+
+@torch.no_grad()
+def _update_running_stats(norm: nn.Module, mean: torch.Tensor, var: torch.Tensor, count: int):
+    """``nn.BatchNorm``'s update: momentum (or cumulative) average, unbiased variance."""
+    if not norm.track_running_stats or norm.running_mean is None:
+        return
+    factor = 0.0 if norm.momentum is None else norm.momentum
+    if norm.num_batches_tracked is not None:
+        norm.num_batches_tracked.add_(1)
+        if norm.momentum is None:
+            factor = 1.0 / float(norm.num_batches_tracked)
+    unbiased = var * (count / max(count - 1, 1))
+    norm.running_mean.mul_(1 - factor).add_(mean.to(norm.running_mean.dtype), alpha=factor)
+    norm.running_var.mul_(1 - factor).add_(unbiased.to(norm.running_var.dtype), alpha=factor)
+
+
+class _NormFire(torch.autograd.Function):
+    """Batch norm (given batch statistics) and LIF firing, with the fused BPTT backward.
+
+    ``mean`` and ``invstd`` (float64) are functions of ``y``; the backward pass
+    returns batch norm's full input gradient, which accounts for that, and no
+    gradient for them.
+    """
+
+    @staticmethod
+    def forward(ctx, y, weight, bias, mean, invstd, setting: _Setting):  # type: ignore[override]
+        w = weight.detach().double()
+        scale64 = w * invstd
+        shift64 = bias.detach().double() - mean * scale64
+        dtype = y.dtype
+        scale, shift = scale64.to(dtype), shift64.to(dtype)
+        shape = setting.out_shape(y)
+        spikes = empty_channel_innermost(shape, y)
+        # the argmax of every pooling window, one byte each (nothing without pooling)
+        index = empty_channel_innermost(shape if setting.pool else (0, 0), y, torch.uint8)
+        p = setting.params
+        fire = torch.ops.h2learn_norm_lif.forward
+        fire(
+            y,
+            scale,
+            shift,
+            spikes,
+            index,
+            setting.steps,
+            setting.repeated,
+            p.alpha,
+            p.v_th,
+            setting.pool,
+            setting.width(y),
+        )
+        ctx.save_for_backward(y, scale, shift, mean, invstd, scale64, index)
+        ctx.setting = setting
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes):  # type: ignore[override]
+        y, scale, shift, mean, invstd, k, index = ctx.saved_tensors
+        setting = ctx.setting
+        p = setting.params
+        dense = empty_channel_innermost(setting.out_shape(y), y)
+        if grad_spikes.stride() != dense.stride():  # the kernel walks y's memory order
+            grad_spikes = dense.copy_(grad_spikes)
+        dtype, channels = y.dtype, y.shape[1]
+        grad_y = empty_channel_innermost(y.shape, y)
+        sums = torch.empty(2, channels, dtype=torch.float64)
+        torch.ops.h2learn_norm_lif.backward(
+            grad_spikes,
+            index,
+            y,
+            scale,
+            shift,
+            mean.to(dtype),
+            invstd.to(dtype),
+            grad_y,
+            sums,
+            setting.steps,
+            p.alpha,
+            p.v_th,
+            p.window,
+            p.height,
+            p.reset_grad,
+            setting.repeated,
+            setting.pool,
+            setting.width(y),
+        )
+        sum_dz, sum_dz_yhat = sums  # dL/dbias, dL/dweight
+        count = y.numel() // channels
+        mean_dz, mean_dz_yhat = sum_dz / count, sum_dz_yhat / count
+        # dL/dy = k * (dz - mean(dz) - y_hat * mean(dz * y_hat)), k = weight * invstd,
+        # y_hat = (y - mean) * invstd, written as dz * k + y * b + d per channel.
+        b = -k * invstd * mean_dz_yhat
+        d = k * (mean * invstd * mean_dz_yhat - mean_dz)
+        torch.ops.h2learn_norm_lif.input_grad(grad_y, y, k.to(dtype), b.to(dtype), d.to(dtype))
+        needs = ctx.needs_input_grad
+        grad_weight = sum_dz_yhat.to(dtype) if needs[1] else None
+        grad_bias = sum_dz.to(dtype) if needs[2] else None
+        return grad_y, grad_weight, grad_bias, None, None, None
