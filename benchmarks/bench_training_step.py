@@ -325,7 +325,7 @@ def time_breakdown(prof) -> dict[str, float]:
     """Self CPU time (ms) of one profiled step by kind of operator."""
     parts = {
         "conv/linear kernels": 0.0,
-        "batch norm (+ LIF when fused)": 0.0,
+        "batch norm (+ LIF and pooling when fused)": 0.0,
         "pooling": 0.0,
         "everything else": 0.0,
     }
@@ -335,7 +335,7 @@ def time_breakdown(prof) -> dict[str, float]:
         if name in GEMM_OPS:
             parts["conv/linear kernels"] += ms
         elif "batch_norm" in name or name.startswith("h2learn_norm_lif::"):
-            parts["batch norm (+ LIF when fused)"] += ms
+            parts["batch norm (+ LIF and pooling when fused)"] += ms
         elif "max_pool" in name or name == "aten::scatter_":  # h2learn_pool::max_pool_* too
             parts["pooling"] += ms
         else:

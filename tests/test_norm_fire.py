@@ -62,15 +62,17 @@ class _Heaviside(torch.autograd.Function):
         return grad * ctx.height * (x.abs() < ctx.window).to(grad.dtype), None, None
 
 
-CASES = [  # (shape of y, steps, repeated, max pooling kernel fused behind the neurons)
-    ((6 * 4, 5, 3, 3), 6, False, 0),  # conv output, NHWC
-    ((4 * 3, 7), 4, False, 0),  # fc output
-    ((2 * 8, 130, 2, 2), 2, False, 0),  # more channels than fit a block row
-    ((5, 3, 4, 4), 7, True, 0),  # a time-invariant input's one step
-    ((9, 600), 3, True, 0),  # a wide fc layer: one row per block
-    ((4 * 3, 6, 4, 6), 4, False, 2),  # pooled as produced: bands of 2 image rows
-    ((3, 5, 6, 6), 5, True, 3),  # time-invariant input, 3x3 windows
-    ((2 * 2, 130, 4, 8), 2, False, 4),
+CASES = [  # (shape of y, steps, repeated, max pooling kernel behind the neurons, NCHW output)
+    ((6 * 4, 5, 3, 3), 6, False, 0, False),  # conv output, NHWC
+    ((4 * 3, 7), 4, False, 0, False),  # fc output
+    ((2 * 8, 130, 2, 2), 2, False, 0, False),  # more channels than fit a block row
+    ((5, 3, 4, 4), 7, True, 0, False),  # a time-invariant input's one step
+    ((9, 600), 3, True, 0, False),  # a wide fc layer: one row per block
+    ((4 * 3, 6, 4, 6), 4, False, 2, False),  # pooled as produced: bands of 2 image rows
+    ((4 * 3, 6, 4, 6), 4, False, 2, True),  # pooled into NCHW order (for a flatten)
+    ((3, 5, 6, 6), 5, True, 3, False),  # time-invariant input, 3x3 windows
+    ((3, 5, 6, 6), 5, True, 3, True),
+    ((2 * 2, 130, 4, 8), 2, False, 4, True),
 ]
 
 
@@ -86,7 +88,7 @@ def _norm(shape, dtype, seed):
 @pytest.mark.parametrize("params", PARAMS)
 @pytest.mark.parametrize("case", CASES)
 def test_fused_norm_fire_equals_autograd(case, params):
-    shape, steps, repeated, pool = case
+    shape, steps, repeated, pool, planar = case
     dtype = torch.float64
     gen = torch.Generator().manual_seed(len(shape) * steps)
     y = torch.randn(*shape, generator=gen, dtype=dtype) * 2 + 0.5
@@ -95,7 +97,9 @@ def test_fused_norm_fire_equals_autograd(case, params):
     norm = _norm(shape, dtype, seed=steps)
     ref_norm = copy.deepcopy(norm)
     ours_y, ref_y = y.clone().requires_grad_(), y.clone().requires_grad_()
-    ours = norm_fire(ours_y, norm, params, steps, repeated=repeated, pool=pool)
+    ours = norm_fire(ours_y, norm, params, steps, repeated=repeated, pool=pool, planar=planar)
+    if planar:
+        assert ours.is_contiguous()
     ref = reference(ref_y, ref_norm.weight, ref_norm.bias, norm.eps, params, steps, repeated)
     if pool:
         ref = F.max_pool2d(ref, pool)
@@ -183,13 +187,14 @@ def test_the_network_pools_inside_the_fused_blocks(monkeypatch):
 
     torch.manual_seed(0)
     model = build("fmnist-conv", time_steps=3).double().train()
-    assert model._pool_after == {0: 2, 2: 2}  # conv1 -> maxpool1, conv2 -> maxpool2
+    # conv1 -> maxpool1 (channels-last for conv2), conv2 -> maxpool2 (NCHW for the flatten)
+    assert model._pool_after == {0: (2, False), 2: (2, True)}
     x = torch.rand(4, 1, 28, 28, dtype=torch.float64)
     pooled = []
     original = WeightedBlock.forward_pooled
 
-    def spy(self, inp, kernel):
-        out = original(self, inp, kernel)
+    def spy(self, inp, kernel, planar):
+        out = original(self, inp, kernel, planar)
         pooled.append(out is not None)
         return out
 

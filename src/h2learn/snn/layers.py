@@ -283,23 +283,25 @@ class WeightedBlock(nn.Module):
             weight = channels_last(weight)
         return weight
 
-    def forward_pooled(self, x: torch.Tensor, kernel: int) -> torch.Tensor | None:
+    def forward_pooled(
+        self, x: torch.Tensor, kernel: int, planar: bool = False
+    ) -> torch.Tensor | None:
         """Spikes max-pooled over ``kernel x kernel`` windows, pooled inside the fused kernel.
 
         For a conv block whose spikes only a max pooling reads (the network
         decides that): returns ``[T, B, C, H/k, W/k]``, the same as the block
         followed by the pooling layer, or ``None`` where the fused path does
-        not apply (the caller then runs the two layers).
+        not apply (the caller then runs the two layers).  ``planar``: the pooled
+        spikes NCHW-contiguous, for a flatten that follows (else channels-last).
         """
         if self.spec.kind != "conv" or not self._fuses_norm_and_fire(x):
             return None
         if not poolable((1, *self.spec.out_shape), kernel, kernel, 0):
             return None
         steps, params = x.shape[0], self.neuron.params
-        if self._runs_once(x):
-            spikes = norm_fire(self._op(x[0]), self.norm, params, steps, True, kernel)
-        else:
-            spikes = norm_fire(self._weighted(merge_time(x)), self.norm, params, steps, pool=kernel)
+        once = self._runs_once(x)
+        y = self._op(x[0]) if once else self._weighted(merge_time(x))
+        spikes = norm_fire(y, self.norm, params, steps, once, pool=kernel, planar=planar)
         return split_time(spikes, steps)
 
     def _fuses_norm_and_fire(self, x: torch.Tensor) -> bool:

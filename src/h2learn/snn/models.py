@@ -72,7 +72,7 @@ class SpikingNetwork(nn.Module):
                 record.append({"layer": spec.name, **entry})
             elif (
                 index in self._pool_after
-                and (pooled := layer.forward_pooled(inp, self._pool_after[index])) is not None
+                and (pooled := layer.forward_pooled(inp, *self._pool_after[index])) is not None
             ):
                 out = None  # only the pooling layer reads these spikes
             else:
@@ -114,13 +114,15 @@ def _last_uses(spec: NetworkSpec) -> list[list[int]]:
     return drops
 
 
-def _fusable_pools(spec: NetworkSpec) -> dict[int, int]:
-    """``{conv layer index: kernel}`` where max pooling can run inside the layer's kernel.
+def _fusable_pools(spec: NetworkSpec) -> dict[int, tuple[int, bool]]:
+    """``{conv layer index: (kernel, planar)}`` where max pooling can run inside the layer.
 
     The layer is a firing conv with batch norm and no residual input whose
     spikes only the next layer reads, and that layer is a max pooling whose
-    windows tile the map (:func:`~h2learn.snn.norm_fire.poolable`).  Whether
-    the fused kernel runs is decided per call (training mode, kernels built).
+    windows tile the map (:func:`~h2learn.snn.norm_fire.poolable`).  ``planar``
+    when only a flatten reads the pooled spikes: they are then produced in
+    NCHW order, which the flatten views without a copy.  Whether the fused
+    kernel runs is decided per call (training mode, kernels built).
     """
     readers: dict[int, list[int]] = {}
     for index, layer in enumerate(spec.layers):
@@ -140,7 +142,14 @@ def _fusable_pools(spec: NetworkSpec) -> dict[int, int]:
             and pool.source == index
             and poolable((1, *layer.out_shape), pool.kernel, pool.stride, pool.padding)
         ):
-            fusable[index] = pool.kernel
+            after = spec.layers[index + 2] if index + 2 < len(spec.layers) else None
+            planar = (
+                after is not None
+                and after.kind == "flatten"
+                and after.source == index + 1
+                and readers.get(index + 1) == [index + 2]
+            )
+            fusable[index] = (pool.kernel, planar)
     return fusable
 
 

@@ -74,6 +74,7 @@ def norm_fire(
     steps: int,
     repeated: bool = False,
     pool: int = 0,
+    planar: bool = False,
 ) -> torch.Tensor:
     """Spikes ``[T*B, C, ...]`` of LIF neurons driven by batch norm of ``y``.
 
@@ -89,6 +90,8 @@ def norm_fire(
     ``pool=k`` (a conv output for which :func:`poolable` holds) returns the
     spikes max-pooled over ``k x k`` windows, ``[T*B, C, H/k, W/k]``: they are
     pooled as they are produced, and the unpooled spikes are never stored.
+    They are channels-last, or with ``planar`` NCHW-contiguous, so that a
+    flatten in PyTorch's ``(C, H, W)`` order that follows is a free view.
     """
     require_kernels()
     y = channel_innermost(y)
@@ -101,7 +104,7 @@ def norm_fire(
     invstd = (var + norm.eps).rsqrt()
     if pool and not poolable(y.shape, pool, pool, 0):
         raise ValueError(f"cannot fuse {pool}x{pool} max pooling into a map of shape {y.shape}")
-    setting = _Setting(params, steps, repeated, pool)
+    setting = _Setting(params, steps, repeated, pool, planar and bool(pool))
     return _NormFire.apply(y, norm.weight, norm.bias, mean, invstd, setting)
 
 
@@ -113,6 +116,7 @@ class _Setting:
     steps: int
     repeated: bool
     pool: int  # max-pooling kernel behind the neurons, 0: none
+    planar: bool  # pooled spikes NCHW-contiguous (else channels-last)
 
     def out_shape(self, y: torch.Tensor) -> tuple[int, ...]:
         batch = y.shape[0] * (self.steps if self.repeated else 1)
@@ -121,8 +125,16 @@ class _Setting:
         n, c, h, w = y.shape
         return (batch, c, h // self.pool, w // self.pool)
 
-    def width(self, y: torch.Tensor) -> int:
-        return y.shape[-1] if self.pool else 0
+    def map_size(self, y: torch.Tensor) -> tuple[int, int]:
+        """``(H, W)`` of a pooled conv output, ``(0, 0)`` without pooling."""
+        return (y.shape[-2], y.shape[-1]) if self.pool else (0, 0)
+
+    def empty_out(self, y: torch.Tensor) -> torch.Tensor:
+        """An uninitialised tensor for the spikes (or their gradient) in the kernel's layout."""
+        shape = self.out_shape(y)
+        if self.planar:
+            return torch.empty(shape, dtype=y.dtype, device=y.device)
+        return empty_channel_innermost(shape, y)
 
 
 @torch.no_grad()
@@ -156,7 +168,7 @@ class _NormFire(torch.autograd.Function):
         dtype = y.dtype
         scale, shift = scale64.to(dtype), shift64.to(dtype)
         shape = setting.out_shape(y)
-        spikes = empty_channel_innermost(shape, y)
+        spikes = setting.empty_out(y)
         # the argmax of every pooling window, one byte each (nothing without pooling)
         index = empty_channel_innermost(shape if setting.pool else (0, 0), y, torch.uint8)
         p = setting.params
@@ -172,7 +184,8 @@ class _NormFire(torch.autograd.Function):
             p.alpha,
             p.v_th,
             setting.pool,
-            setting.width(y),
+            *setting.map_size(y),
+            setting.planar,
         )
         ctx.save_for_backward(y, scale, shift, mean, invstd, scale64, index)
         ctx.setting = setting
@@ -183,7 +196,7 @@ class _NormFire(torch.autograd.Function):
         y, scale, shift, mean, invstd, k, index = ctx.saved_tensors
         setting = ctx.setting
         p = setting.params
-        dense = empty_channel_innermost(setting.out_shape(y), y)
+        dense = setting.empty_out(y)
         if grad_spikes.stride() != dense.stride():  # the kernel walks y's memory order
             grad_spikes = dense.copy_(grad_spikes)
         dtype, channels = y.dtype, y.shape[1]
@@ -207,7 +220,8 @@ class _NormFire(torch.autograd.Function):
             p.reset_grad,
             setting.repeated,
             setting.pool,
-            setting.width(y),
+            *setting.map_size(y),
+            setting.planar,
         )
         sum_dz, sum_dz_yhat = sums  # dL/dbias, dL/dweight
         count = y.numel() // channels

@@ -146,9 +146,15 @@ H2LEARN_VECTOR_CLONES void charge_step(const scalar_t* __restrict__ y,
 // A block is then one band of k image rows, k * width positions, so that it
 // holds whole windows: its spikes are pooled as they are produced and never
 // stored, and its spike gradient is expanded from the pooled gradient.
+// `planar`: the pooled output (and its gradient) is NCHW-contiguous instead of
+// NHWC, for a consumer that flattens it in PyTorch's (C, H, W) order; the
+// argmax bytes stay NHWC, internal to the kernel.
 struct Pool {
-  int64_t kernel, width;
+  int64_t kernel, height, width;
+  bool planar;
   bool on() const { return kernel > 0; }
+  int64_t out_height() const { return height / kernel; }
+  int64_t out_width() const { return width / kernel; }
   // The band [0, k) x [0, width) of one sample as pool_step.h's geometry.
   h2learn::Geometry band(int64_t channels) const {
     return {1, channels, kernel, width, 1, width / kernel, kernel, kernel};
@@ -166,6 +172,25 @@ struct Blocks {
       : block(block_rows(g, pool)), count((g.rows + block - 1) / block) {}
 };
 
+// One band's pooled row between the NHWC order of `row` [OW, C] and the
+// NCHW tensor `planar` [T * B, C, OH, OW]: kToPlanar writes it there, else
+// reads it from there.
+template <typename scalar_t, bool kToPlanar>
+void planar_row(scalar_t* planar, scalar_t* row, const Rows& g, const Pool& pool, int64_t t,
+                int64_t band) {
+  const int64_t samples = g.rows / (pool.height * pool.width);  // per step
+  const int64_t n = t * samples + band / pool.out_height();
+  const int64_t oh = band % pool.out_height();
+  const int64_t ow_count = pool.out_width();
+  for (int64_t c = 0; c < g.channels; ++c) {
+    scalar_t* plane = planar + ((n * g.channels + c) * pool.out_height() + oh) * ow_count;
+    for (int64_t ow = 0; ow < ow_count; ++ow) {
+      if constexpr (kToPlanar) plane[ow] = row[ow * g.channels + c];
+      else row[ow * g.channels + c] = plane[ow];
+    }
+  }
+}
+
 template <typename scalar_t>
 void forward_typed(const at::Tensor& y, const at::Tensor& scale, const at::Tensor& shift,
                    const at::Tensor& out, const at::Tensor& index, const Rows& g, const Pool& pool,
@@ -180,10 +205,12 @@ void forward_typed(const at::Tensor& y, const at::Tensor& scale, const at::Tenso
   const int64_t pooled_block = pool.on() ? width / (pool.kernel * pool.kernel) : 0;
   const int64_t pooled_step = blocks.count * pooled_block;
   at::parallel_for(0, blocks.count, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<scalar_t> scratch(3 * width);  // u[t-1], 1 - o[t-1], a band's spikes
+    // u[t-1], 1 - o[t-1], a band's spikes, its pooled row (NHWC)
+    std::vector<scalar_t> scratch(3 * width + width / 4 + 1);
     scalar_t* u_prev = scratch.data();
     scalar_t* keep = u_prev + width;
     scalar_t* band = keep + width;
+    scalar_t* pooled_row = band + width;
     for (int64_t blk = lo; blk < hi; ++blk) {
       const int64_t begin = blk * width;
       const int64_t count = std::min(blocks.block, g.rows - blk * blocks.block) * g.channels;
@@ -199,8 +226,10 @@ void forward_typed(const at::Tensor& y, const at::Tensor& scale, const at::Tenso
         charge_step<scalar_t, false>(y_t, a.data(), b.data(), u_prev, keep, band, count, alpha,
                                      v_th);
         const int64_t o = t * pooled_step + blk * pooled_block;
-        h2learn::forward_row(static_cast<const scalar_t*>(band), out_ptr + o, index_ptr + o,
+        scalar_t* pooled = pool.planar ? pooled_row : out_ptr + o;
+        h2learn::forward_row(static_cast<const scalar_t*>(band), pooled, index_ptr + o,
                              pool.band(g.channels), 0, 0);
+        if (pool.planar) planar_row<scalar_t, true>(out_ptr, pooled_row, g, pool, t, blk);
       }
     }
   });
@@ -208,10 +237,11 @@ void forward_typed(const at::Tensor& y, const at::Tensor& scale, const at::Tenso
 
 void forward(const at::Tensor& y, const at::Tensor& scale, const at::Tensor& shift,
              const at::Tensor& out, const at::Tensor& index, int64_t steps, bool repeated,
-             double alpha, double v_th, int64_t pool_kernel, int64_t width) {
+             double alpha, double v_th, int64_t pool_kernel, int64_t height, int64_t width,
+             bool planar) {
   const Rows g = rows_of(y, steps, scale.numel(), repeated);
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "h2learn_norm_lif_forward", [&] {
-    forward_typed<scalar_t>(y, scale, shift, out, index, g, Pool{pool_kernel, width},
+    forward_typed<scalar_t>(y, scale, shift, out, index, g, Pool{pool_kernel, height, width, planar},
                             static_cast<scalar_t>(alpha), static_cast<scalar_t>(v_th));
   });
 }
@@ -274,13 +304,14 @@ void backward_typed(const at::Tensor& grad, const at::Tensor& index, const at::T
     // du[t+1], u[t-1] and 1 - o[t-1] (recomputing), a band's spike gradient,
     // then per element the sums over its T steps of du and du * y_hat (T
     // terms in scalar_t, added per channel into the part's double sums).
-    std::vector<scalar_t> scratch(6 * width);
+    std::vector<scalar_t> scratch(7 * width);
     scalar_t* next = scratch.data();
     scalar_t* u_prev = next + width;
     scalar_t* keep = u_prev + width;
     scalar_t* band_grad = keep + width;
     scalar_t* sum_dz = band_grad + width;
     scalar_t* sum_dzx = sum_dz + width;
+    scalar_t* pooled_grad = sum_dzx + width;  // a band's pooled gradient, NHWC
     for (int64_t part = lo; part < hi; ++part) {
       const auto [b0, b1] = part_range(blocks.count, parts, part);
       double* part_dz = acc.data() + part * 2 * g.channels;
@@ -302,9 +333,14 @@ void backward_typed(const at::Tensor& grad, const at::Tensor& index, const at::T
           const scalar_t* g_t = grad_ptr + offset;
           if (pool.on()) {  // the pooled gradient, routed to each window's argmax
             const int64_t o = t * pooled_step + blk * pooled_block;
+            const scalar_t* pooled = grad_ptr + o;
+            if (pool.planar) {
+              planar_row<scalar_t, false>(const_cast<scalar_t*>(grad_ptr), pooled_grad, g, pool, t,
+                                          blk);
+              pooled = pooled_grad;
+            }
             for (int64_t kh = 0; kh < pool.kernel; ++kh)
-              h2learn::backward_row(grad_ptr + o, index_ptr + o, band_grad,
-                                    pool.band(g.channels), 0, kh);
+              h2learn::backward_row(pooled, index_ptr + o, band_grad, pool.band(g.channels), 0, kh);
             g_t = band_grad;
           }
           backward_step<scalar_t, kReset, kRepeated>(
@@ -339,9 +375,10 @@ void backward(const at::Tensor& grad, const at::Tensor& index, const at::Tensor&
               const at::Tensor& scale, const at::Tensor& shift, const at::Tensor& mean,
               const at::Tensor& invstd, const at::Tensor& grad_z, const at::Tensor& sums,
               int64_t steps, double alpha, double v_th, double window, double height,
-              bool reset_grad, bool repeated, int64_t pool_kernel, int64_t width) {
+              bool reset_grad, bool repeated, int64_t pool_kernel, int64_t map_height,
+              int64_t width, bool planar) {
   const Surrogate p{alpha, v_th, window, height};
-  const Pool pool{pool_kernel, width};
+  const Pool pool{pool_kernel, map_height, width, planar};
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "h2learn_norm_lif_backward", [&] {
     auto run = [&](auto reset_tag, auto repeated_tag) {
       backward_typed<scalar_t, decltype(reset_tag)::value, decltype(repeated_tag)::value>(
@@ -394,12 +431,13 @@ TORCH_LIBRARY(h2learn_norm_lif, m) {
   m.def("stats(Tensor y, int channels, Tensor(a!) mean, Tensor(b!) var) -> ()");
   m.def(
       "forward(Tensor y, Tensor scale, Tensor shift, Tensor(a!) out, Tensor(b!) index, int steps, "
-      "bool repeated, float alpha, float v_th, int pool_kernel, int width) -> ()");
+      "bool repeated, float alpha, float v_th, int pool_kernel, int height, int width, "
+      "bool planar) -> ()");
   m.def(
       "backward(Tensor grad, Tensor index, Tensor y, Tensor scale, Tensor shift, Tensor mean, "
       "Tensor invstd, Tensor(a!) grad_z, Tensor(b!) sums, int steps, float alpha, float v_th, "
-      "float window, float height, bool reset_grad, bool repeated, int pool_kernel, int width) "
-      "-> ()");
+      "float window, float height, bool reset_grad, bool repeated, int pool_kernel, int map_height, "
+      "int width, bool planar) -> ()");
   m.def("input_grad(Tensor(a!) grad, Tensor y, Tensor k, Tensor b, Tensor d) -> ()");
 }
 
