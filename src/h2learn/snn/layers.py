@@ -36,6 +36,7 @@ from h2learn.snn.kernels import use_cpp_kernels
 from h2learn.snn.layout import CHANNELS_LAST, channels_last, nhwc_empty, nhwc_strides
 from h2learn.snn.neuron import LIF
 from h2learn.snn.norm_fire import fusable, norm_fire, poolable
+from h2learn.snn.running_stats import update_running_stats
 from h2learn.snn.sync_norm import sync_batch_norm
 from h2learn.spec import LayerSpec, LIFParams
 
@@ -361,24 +362,15 @@ class WeightedBlock(nn.Module):
             return norm(z)  # running statistics: a per-sample map
         if self._syncs_batch_norm():
             return sync_batch_norm(z, norm, time_copies=steps)
-        factor = 0.0 if norm.momentum is None else norm.momentum
-        update = norm.training and norm.track_running_stats
-        if update and norm.num_batches_tracked is not None:
-            norm.num_batches_tracked.add_(1)
-            if norm.momentum is None:
-                factor = 1.0 / float(norm.num_batches_tracked)
-        if not update:
+        if not norm.track_running_stats:
             return F.batch_norm(z, None, None, norm.weight, norm.bias, True, 0.0, norm.eps)
         # momentum 1 into zeroed buffers: the kernel hands back this batch's mean and
-        # its variance with the B-sample correction, which is rescaled to T * B samples.
+        # its variance with the B-sample correction, made biased again here.
         mean, var = torch.zeros_like(norm.running_mean), torch.zeros_like(norm.running_var)
         out = F.batch_norm(z, mean, var, norm.weight, norm.bias, True, 1.0, norm.eps)
-        with torch.no_grad():
-            per_step = z.numel() // z.shape[1]
-            count = steps * per_step
-            var = var * ((per_step - 1) / per_step * count / max(count - 1, 1))
-            norm.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
-            norm.running_var.mul_(1 - factor).add_(var, alpha=factor)
+        per_step = z.numel() // z.shape[1]
+        biased = var * ((per_step - 1) / per_step)
+        update_running_stats(norm, mean, biased, steps * per_step)
         return out
 
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from h2learn.snn.kernels import require_kernels
 from h2learn.snn.layout import channel_innermost, empty_channel_innermost
+from h2learn.snn.running_stats import update_running_stats
 from h2learn.spec import LIFParams
 
 
@@ -100,7 +101,7 @@ def norm_fire(
     var = torch.empty(channels, dtype=torch.float64)
     torch.ops.h2learn_norm_lif.stats(y, channels, mean, var)
     copies = steps if repeated else 1
-    _update_running_stats(norm, mean, var, copies * (y.numel() // channels))
+    update_running_stats(norm, mean, var, copies * (y.numel() // channels))
     invstd = (var + norm.eps).rsqrt()
     if pool and not poolable(y.shape, pool, pool, 0):
         raise ValueError(f"cannot fuse {pool}x{pool} max pooling into a map of shape {y.shape}")
@@ -135,21 +136,6 @@ class _Setting:
         if self.planar:
             return torch.empty(shape, dtype=y.dtype, device=y.device)
         return empty_channel_innermost(shape, y)
-
-
-@torch.no_grad()
-def _update_running_stats(norm: nn.Module, mean: torch.Tensor, var: torch.Tensor, count: int):
-    """``nn.BatchNorm``'s update: momentum (or cumulative) average, unbiased variance."""
-    if not norm.track_running_stats or norm.running_mean is None:
-        return
-    factor = 0.0 if norm.momentum is None else norm.momentum
-    if norm.num_batches_tracked is not None:
-        norm.num_batches_tracked.add_(1)
-        if norm.momentum is None:
-            factor = 1.0 / float(norm.num_batches_tracked)
-    unbiased = var * (count / max(count - 1, 1))
-    norm.running_mean.mul_(1 - factor).add_(mean.to(norm.running_mean.dtype), alpha=factor)
-    norm.running_var.mul_(1 - factor).add_(unbiased.to(norm.running_var.dtype), alpha=factor)
 
 
 class _NormFire(torch.autograd.Function):

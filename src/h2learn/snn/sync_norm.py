@@ -21,6 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from h2learn.snn.running_stats import update_running_stats
+
 
 def sync_batch_norm(z: torch.Tensor, norm: nn.modules.batchnorm._BatchNorm, time_copies: int = 1):
     """Training-mode batch norm of ``z`` (``[N, C, ...]``) over all processes' samples.
@@ -45,8 +47,7 @@ def sync_batch_norm(z: torch.Tensor, norm: nn.modules.batchnorm._BatchNorm, time
     out = centered * torch.rsqrt(var + norm.eps).view(shape)
     if norm.affine:
         out = out * norm.weight.view(shape) + norm.bias.view(shape)
-    if norm.track_running_stats and norm.running_mean is not None:
-        _update_running_stats(norm, mean.detach(), var.detach(), total * time_copies)
+    update_running_stats(norm, mean.detach(), var.detach(), total * time_copies)
     return out
 
 
@@ -67,16 +68,3 @@ class _AllSum(torch.autograd.Function):
         total = grad.clone(memory_format=torch.contiguous_format)
         dist.all_reduce(total)
         return total
-
-
-@torch.no_grad()
-def _update_running_stats(norm, mean: torch.Tensor, var: torch.Tensor, samples: float) -> None:
-    """Blend this batch's statistics into the running ones, as ``nn.BatchNorm`` does."""
-    factor = 0.0 if norm.momentum is None else norm.momentum
-    if norm.num_batches_tracked is not None:
-        norm.num_batches_tracked.add_(1)
-        if norm.momentum is None:
-            factor = 1.0 / float(norm.num_batches_tracked)
-    unbiased = var * (samples / max(samples - 1.0, 1.0))
-    norm.running_mean.mul_(1 - factor).add_(mean.to(norm.running_mean.dtype), alpha=factor)
-    norm.running_var.mul_(1 - factor).add_(unbiased.to(norm.running_var.dtype), alpha=factor)
