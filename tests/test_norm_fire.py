@@ -73,6 +73,9 @@ CASES = [  # (shape of y, steps, repeated, max pooling kernel behind the neurons
     ((3, 5, 6, 6), 5, True, 3, False),  # time-invariant input, 3x3 windows
     ((3, 5, 6, 6), 5, True, 3, True),
     ((2 * 2, 130, 4, 8), 2, False, 4, True),
+    ((5, 4, 2, 2), 1, False, 0, False),  # one time step
+    ((3, 2, 4, 4), 1, False, 2, True),
+    ((1, 3, 4, 2), 3, True, 2, False),  # one sample
 ]
 
 
