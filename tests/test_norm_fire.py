@@ -217,3 +217,12 @@ def test_the_network_pools_inside_the_fused_blocks(monkeypatch):
     torch.testing.assert_close(fused_logits, ref_logits, rtol=1e-12, atol=1e-12)
     for ours, ref in zip(fused_grads, ref_grads, strict=True):
         torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_one_by_one_pooling_is_the_identity():
+    """A 1x1 'pooling' pools every position alone: the unpooled spikes come back."""
+    y = torch.randn(2 * 3, 4, 3, 5, dtype=torch.float64)
+    y = y.contiguous(memory_format=torch.channels_last)
+    norm = _norm(y.shape, torch.float64, seed=5)
+    pooled = norm_fire(y, copy.deepcopy(norm), LIFParams(), 2, pool=1)
+    assert torch.equal(pooled, norm_fire(y, norm, LIFParams(), 2))

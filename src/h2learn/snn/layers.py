@@ -255,12 +255,7 @@ class WeightedBlock(nn.Module):
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         steps = x.shape[0]
         if residual is None and self._fuses_norm_and_fire(x):
-            params = self.neuron.params
-            if self._runs_once(x):  # one step's current, the same at every step
-                y = self._op(x[0])
-                return split_time(norm_fire(y, self.norm, params, steps, repeated=True), steps)
-            y = self._weighted(merge_time(x))
-            return split_time(norm_fire(y, self.norm, params, steps), steps)
+            return self._fire_fused(x)
         if residual is None and self.neuron is not None and self._runs_once(x):
             return self.neuron(self._current_once(x[0], steps), steps=steps)
         z = self.current(x)
@@ -299,10 +294,18 @@ class WeightedBlock(nn.Module):
             return None
         if not poolable((1, *self.spec.out_shape), kernel, kernel, 0):
             return None
-        steps, params = x.shape[0], self.neuron.params
-        once = self._runs_once(x)
+        return self._fire_fused(x, kernel, planar)
+
+    def _fire_fused(self, x: torch.Tensor, pool: int = 0, planar: bool = False) -> torch.Tensor:
+        """Conv/fc, then batch norm and firing (and pooling) in the fused kernel: ``[T, B, ...]``.
+
+        A time-invariant input is convolved once and the kernel uses that one
+        step's current at every step.
+        """
+        steps, once = x.shape[0], self._runs_once(x)
         y = self._op(x[0]) if once else self._weighted(merge_time(x))
-        spikes = norm_fire(y, self.norm, params, steps, once, pool=kernel, planar=planar)
+        params = self.neuron.params
+        spikes = norm_fire(y, self.norm, params, steps, once, pool=pool, planar=planar)
         return split_time(spikes, steps)
 
     def _fuses_norm_and_fire(self, x: torch.Tensor) -> bool:

@@ -18,6 +18,12 @@
 //   input_grad dy = dz * k + y * b + d with per-channel k, b, d (batch norm's
 //              input gradient, rearranged), in place over dz.
 //
+// Optionally a max pooling over windows that tile the map runs behind the
+// neurons (see Pool below): the spikes are pooled as they are produced and the
+// pooled gradient is routed back inside the BPTT loop, so neither the
+// unpooled spikes nor their gradient are ever stored.  A time-invariant input
+// (`repeated`) is one step of y used at every step.
+//
 // Layout: y, spikes and gradients are dense [T, rows, C] with the channel
 // innermost (an [N, C] fc activation, or an NHWC conv activation: rows =
 // B * H * W per step).  Every block of work is a whole number of rows, so the
@@ -206,7 +212,7 @@ void forward_typed(const at::Tensor& y, const at::Tensor& scale, const at::Tenso
   const int64_t pooled_step = blocks.count * pooled_block;
   at::parallel_for(0, blocks.count, 1, [&](int64_t lo, int64_t hi) {
     // u[t-1], 1 - o[t-1], a band's spikes, its pooled row (NHWC)
-    std::vector<scalar_t> scratch(3 * width + width / 4 + 1);
+    std::vector<scalar_t> scratch(3 * width + pooled_block);
     scalar_t* u_prev = scratch.data();
     scalar_t* keep = u_prev + width;
     scalar_t* band = keep + width;
