@@ -94,6 +94,9 @@ def norm_fire(
     They are channels-last, or with ``planar`` NCHW-contiguous, so that a
     flatten in PyTorch's ``(C, H, W)`` order that follows is a free view.
     """
+    if pool and not poolable(y.shape, pool, pool, 0):
+        shape = tuple(y.shape)
+        raise ValueError(f"cannot fuse {pool}x{pool} max pooling into a map of shape {shape}")
     require_kernels()
     y = channel_innermost(y)
     channels = y.shape[1]
@@ -103,8 +106,6 @@ def norm_fire(
     copies = steps if repeated else 1
     update_running_stats(norm, mean, var, copies * (y.numel() // channels))
     invstd = (var + norm.eps).rsqrt()
-    if pool and not poolable(y.shape, pool, pool, 0):
-        raise ValueError(f"cannot fuse {pool}x{pool} max pooling into a map of shape {y.shape}")
     setting = _Setting(params, steps, repeated, pool, planar and bool(pool))
     return _NormFire.apply(y, norm.weight, norm.bias, mean, invstd, setting)
 
