@@ -145,3 +145,10 @@ def test_only_an_old_build_lock_is_removed(tmp_path):
     kernels._remove_stale_lock(lock)
     assert not lock.exists()
     kernels._remove_stale_lock(lock)  # nothing there: no error
+
+
+def test_every_shared_header_is_in_the_build_digest():
+    """A header change must rebuild: PyTorch's builder only hashes the .cpp sources."""
+    folder = kernels._SOURCES[0].parent
+    assert set(kernels._HEADERS) == set(folder.glob("*.h"))
+    assert {p.name for p in kernels._HEADERS} >= {"lif_step.h", "pool_step.h"}

@@ -1,21 +1,24 @@
 """Fused C++ kernels for the CPU, compiled on first use.
 
-Two pieces of the training step have a PyTorch-operator implementation and a
-fused C++ one that computes the same values:
+Three pieces of the training step have a PyTorch-operator implementation and
+a fused C++ one that computes the same values (``docs/kernels.md``):
 
 * the LIF neuron's time loop (:mod:`h2learn.snn.neuron`, ``lif.cpp``): one
   pass over all ``T`` steps per block of elements instead of one elementwise
   kernel per operation and time step;
+* training-mode batch norm with the LIF neuron firing on it, and a max pooling
+  behind them (:mod:`h2learn.snn.norm_fire`, ``norm_lif.cpp``): spikes only,
+  no saved potentials, batch norm's sums inside the BPTT loop;
 * max pooling over non-overlapping windows (:mod:`h2learn.snn.layers`,
   ``pool.cpp``): one-byte argmax indices and a backward pass that writes the
   input gradient once, instead of 64-bit indices, a zero fill and a scatter.
 
-Both files are compiled together into one extension with PyTorch's extension
+The files are compiled together into one extension with PyTorch's extension
 builder the first time a kernel is needed (about a minute; the build is cached
 per user and PyTorch installation, see :func:`build_directory`); that needs a
 C++ compiler and ``ninja``.  They run float32/float64 CPU tensors.
 
-``H2LEARN_KERNELS`` chooses for both: ``auto`` (default: the C++ kernels when
+``H2LEARN_KERNELS`` chooses for all of them: ``auto`` (default: the C++ kernels when
 they build, otherwise PyTorch operators with one warning), ``cpp`` (fail with a
 clear error if they cannot be built) or ``torch`` (PyTorch operators only).
 """
@@ -37,7 +40,7 @@ import torch
 
 BACKENDS = ("auto", "cpp", "torch")
 _SOURCES = [Path(__file__).with_name(name) for name in ("lif.cpp", "norm_lif.cpp", "pool.cpp")]
-_HEADERS = [Path(__file__).with_name("lif_step.h")]
+_HEADERS = sorted(Path(__file__).parent.glob("*.h"))  # lif_step.h, pool_step.h
 ENV_VAR = "H2LEARN_KERNELS"
 
 
@@ -71,7 +74,7 @@ def requested_backend() -> str:
 
 @contextmanager
 def kernel_backend(name: str) -> Iterator[None]:
-    """Run the LIF neuron and max pooling on backend ``name`` inside the ``with`` block.
+    """Run the LIF neuron, batch norm + LIF and max pooling on backend ``name`` in the block.
 
     Sets ``H2LEARN_KERNELS`` for the block and restores it afterwards.  Each
     forward pass decides, and its backward pass follows that decision.
