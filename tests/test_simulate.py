@@ -245,3 +245,18 @@ def test_dense_baseline_runs_on_a_trace_and_is_data_independent(real_trace):
     assert from_trace.energy_j == pytest.approx(from_spec.energy_j)
     assert from_trace.area_mm2 == pytest.approx(from_trace.h2learn_area_mm2, rel=0.01)
     assert json.loads(json.dumps(from_trace.to_dict()))["energy_j"] > 0
+
+
+def test_spike_coded_input_runs_the_encoding_layer_on_the_lut_engines():
+    from h2learn.spec import SpecError
+
+    image = build_spec("fmnist-conv")
+    spikes = build_spec("fmnist-conv", input_kind="spikes")
+    assert not image.layers[0].binary_input and spikes.layers[0].binary_input
+    engines = {
+        (t.layer, t.phase): t.engine for t in simulate(spikes).activity.tasks if t.layer == "conv1"
+    }
+    assert engines[("conv1", "forward")] == "forward_engine"
+    assert engines[("conv1", "update")] == "update_engine"
+    with pytest.raises(SpecError, match="input_kind"):
+        build_spec("fmnist-conv", input_kind="audio")

@@ -147,6 +147,12 @@ class LayerSpec:
         return self.neurons * self.fan_in
 
 
+INPUT_KINDS = ("image", "events", "spikes")
+"""What the network input is: ``image`` (one analog frame, repeated over T),
+``events`` (T analog event-count frames) or ``spikes`` (T binary frames, e.g. a
+rate- or latency-coded image; the encoding layer then has binary input)."""
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     """A whole network: layers, time steps, batch, neuron parameters, input."""
@@ -158,9 +164,13 @@ class NetworkSpec:
     time_steps: int = 6
     batch_size: int = 32
     lif: LIFParams = field(default_factory=LIFParams)
-    input_kind: Literal["image", "events"] = "image"
+    input_kind: Literal["image", "events", "spikes"] = "image"
 
     def __post_init__(self) -> None:
+        if self.input_kind not in INPUT_KINDS:
+            raise SpecError(
+                f"input_kind={self.input_kind!r}; choose one of: {', '.join(INPUT_KINDS)}"
+            )
         if self.time_steps < 1:
             raise SpecError(f"time_steps={self.time_steps}: T must be at least 1")
         if self.batch_size < 1:
@@ -274,7 +284,10 @@ def expand(
 
     def add(layer: LayerSpec) -> None:
         nonlocal current
-        binary = layer.source >= 0 and layers[layer.source].binary_output
+        if layer.source >= 0:
+            binary = layers[layer.source].binary_output
+        else:  # the network input: binary only when it is spike-coded
+            binary = network_fields.get("input_kind") == "spikes"
         layer = dataclasses.replace(layer, binary_input=binary)
         layers.append(layer)
         shapes.append(layer.out_shape)
@@ -502,7 +515,14 @@ ZOO: dict[str, tuple[Callable[[int], Any], int, str]] = {
 }
 
 LIF_FIELDS = {f.name for f in dataclasses.fields(LIFParams)}
-OVERRIDABLE = {"num_classes", "time_steps", "batch_size", "input_shape", "readout"} | LIF_FIELDS
+OVERRIDABLE = {
+    "num_classes",
+    "time_steps",
+    "batch_size",
+    "input_shape",
+    "readout",
+    "input_kind",
+} | LIF_FIELDS
 READOUTS = ("current", "spike")
 
 
@@ -515,7 +535,8 @@ def build_spec(name: str, **overrides: Any) -> NetworkSpec:
 
     ``overrides`` may set ``num_classes``, ``time_steps``, ``batch_size``,
     ``input_shape`` (e.g. MNIST's 28x28 for a model sized for another
-    resolution), ``readout`` and any :class:`LIFParams` field.
+    resolution), ``readout``, ``input_kind`` (``"spikes"`` for a spike-coded
+    input: see :data:`INPUT_KINDS`) and any :class:`LIFParams` field.
 
     ``readout="current"`` (default, [ours]): the last layer integrates without
     firing and its time-mean current is the logit.  ``readout="spike"``: the

@@ -133,8 +133,11 @@ def footprint(layer: LayerSpec, index: int, spec: NetworkSpec, word_bits: int) -
         words += steps * inputs * word
     network_input = 0.0
     if layer.encoding:
-        frames = steps if spec.input_kind == "events" else 1
-        network_input = frames * inputs * word
+        if spec.input_kind == "spikes":  # binary spike frames: one bit per input and step
+            network_input = steps * inputs / 8
+        else:
+            frames = steps if spec.input_kind == "events" else 1
+            network_input = frames * inputs * word
     return LayerFootprint(
         name=layer.name,
         index=index,

@@ -173,7 +173,7 @@ def _synthetic_batch(spec: NetworkSpec, device: Any) -> tuple[Any, Any]:
 
     generator = torch.Generator().manual_seed(0)
     batch = spec.batch_size
-    if spec.input_kind == "events":
+    if spec.input_kind != "image":  # events or spikes: one frame per step
         shape = (batch, spec.time_steps, *spec.input_shape)
     else:
         shape = (batch, *spec.input_shape)

@@ -81,7 +81,7 @@ def _record_synthetic(
     net = build(model, **overrides)
     spec = net.spec
     generator = torch.Generator().manual_seed(seed)
-    if spec.input_kind == "events":
+    if spec.input_kind != "image":  # events or spikes: one frame per step
         shape = (spec.time_steps, batch_size, *spec.input_shape)
         x = (torch.rand(shape, generator=generator) < 0.1).float()
     else:
