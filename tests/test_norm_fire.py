@@ -191,13 +191,13 @@ def test_the_network_pools_inside_the_fused_blocks(monkeypatch):
     torch.manual_seed(0)
     model = build("fmnist-conv", time_steps=3).double().train()
     # conv1 -> maxpool1 (channels-last for conv2), conv2 -> maxpool2 (NCHW for the flatten)
-    assert model._pool_after == {0: (2, False), 2: (2, True)}
+    assert model._pool_after == {0: (2, False, False), 2: (2, True, False)}
     x = torch.rand(4, 1, 28, 28, dtype=torch.float64)
     pooled = []
     original = WeightedBlock.forward_pooled
 
-    def spy(self, inp, kernel, planar):
-        out = original(self, inp, kernel, planar)
+    def spy(self, inp, kernel, planar, average=False):
+        out = original(self, inp, kernel, planar, average)
         pooled.append(out is not None)
         return out
 

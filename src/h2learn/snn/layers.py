@@ -19,11 +19,15 @@ Speed and memory, without changing what is computed:
   output (a position in the window; the fused C++ kernel) or as 16/32-bit
   integers (PyTorch's kernel) instead of saving its float input and 64-bit
   indices.
-* In training mode, batch norm and the LIF neuron firing on it run as one
-  fused kernel (:mod:`h2learn.snn.norm_fire`), which keeps only the block's
-  conv/fc output for backward; a max pooling that alone reads a conv block's
-  spikes runs inside that kernel (:meth:`WeightedBlock.forward_pooled`).  See
-  ``docs/kernels.md``.
+* In training mode, batch norm (or, without it, the bias) and the LIF neuron
+  firing on it run as one fused kernel (:mod:`h2learn.snn.norm_fire`), which
+  keeps only the block's conv/fc output for backward; a max or average
+  pooling that alone reads a conv block's spikes runs inside that kernel
+  (:meth:`WeightedBlock.forward_pooled`).  See ``docs/kernels.md``.
+* Spikes carry a tag (:func:`~h2learn.snn.neuron.mark_spikes`): a weighted
+  layer fed tagged spikes keeps them as ``bool`` like a binary-input layer.
+
+The public blocks built on these classes are in :mod:`h2learn.snn.blocks`.
 """
 
 from __future__ import annotations
@@ -34,11 +38,39 @@ from torch import nn
 
 from h2learn.snn.kernels import use_cpp_kernels
 from h2learn.snn.layout import CHANNELS_LAST, channels_last, nhwc_empty, nhwc_strides
-from h2learn.snn.neuron import LIF
+from h2learn.snn.neuron import LIF, carries_spikes, mark_spikes
 from h2learn.snn.norm_fire import fusable, norm_fire, poolable
 from h2learn.snn.running_stats import update_running_stats
 from h2learn.snn.sync_norm import sync_batch_norm
 from h2learn.spec import LayerSpec, LIFParams
+
+COMPACT_INDEX_PLANE = 2**15
+"""Max pooling's saved argmax is int16 up to this many ``H * W`` positions, int32 above.
+
+Used by PyTorch's kernel path of :class:`_MaxPool2d` (the fused C++ kernel
+keeps one byte per output instead); the GPU cost model reads it from here.
+"""
+
+
+def runs_once(layer: LayerSpec, batch_size: int, time_invariant: bool = True) -> bool:
+    """Whether ``layer`` computes a time-invariant input once per sample instead of ``T`` times.
+
+    ``time_invariant``: whether the layer's input is one ``[B, ...]`` tensor
+    repeated over the ``T`` steps (an expanded, stride-0 tensor).  Pooling and
+    flatten then always run once; a weighted layer runs once unless its batch
+    norm would see a single value per channel (``batch_size * out_positions
+    == 1``), which PyTorch refuses in training while the ``T`` repeated copies
+    are fine.  The rule :class:`WeightedBlock` and :class:`TimeDistributed`
+    apply, for cost models that mirror them.
+    """
+    if not layer.weighted:
+        return time_invariant
+    return _once(time_invariant, layer.batch_norm, batch_size * layer.out_positions)
+
+
+def _once(time_invariant: bool, batch_norm: bool, per_step: int) -> bool:
+    """:func:`runs_once` for a weighted layer with ``per_step`` values per channel and step."""
+    return time_invariant and (not batch_norm or per_step > 1)
 
 
 def merge_time(x: torch.Tensor) -> torch.Tensor:
@@ -142,7 +174,7 @@ class _MaxPool2d(torch.autograd.Function):
             x, [kernel, kernel], [stride, stride], [padding, padding]
         )
         plane = x.shape[-2] * x.shape[-1]
-        compact = torch.int16 if plane <= 2**15 else torch.int32
+        compact = torch.int16 if plane <= COMPACT_INDEX_PLANE else torch.int32
         ctx.save_for_backward(index.to(compact))
         ctx.channels_last = x.dim() == 4 and (
             not x.is_contiguous() and x.is_contiguous(memory_format=CHANNELS_LAST)
@@ -218,6 +250,15 @@ class WeightedBlock(nn.Module):
 
     ``input [T, B, ...] -> current -> (+ residual) -> spikes or current [T, B, ...]``.
     A bias is used only when there is no batch norm (which has its own shift).
+    Only the spec's kind, channels, kernel, stride, padding, batch norm, firing
+    and ``binary_input`` are read: map sizes come from the input at run time,
+    so the public blocks (:mod:`h2learn.snn.blocks`) need no input shape.
+
+    ``pool``: ``("max" | "avg", k)`` pools the block's spikes over ``k x k``
+    windows (inside the fused kernel where it applies); the zoo leaves it
+    ``None`` and pools with separate layers (fusing them by itself).
+    ``planar_pool``: the fused kernel writes the pooled spikes NCHW-contiguous
+    (same values), for a flatten that follows.
     """
 
     def __init__(self, spec: LayerSpec, lif: LIFParams) -> None:
@@ -238,6 +279,8 @@ class WeightedBlock(nn.Module):
             norm = nn.BatchNorm1d
         self.norm = norm(spec.out_channels) if spec.batch_norm else None
         self.neuron = LIF.from_params(lif) if spec.fires else None
+        self.pool: tuple[str, int] | None = None
+        self.planar_pool = False  # pooled spikes NCHW-contiguous (a flatten reads them)
         # Set by h2learn.snn.distributed for data-parallel training: batch-norm
         # statistics then span every process's shard of the global batch.
         self.sync_batch_norm = False
@@ -250,12 +293,22 @@ class WeightedBlock(nn.Module):
         steps = x.shape[0]
         if self._runs_once(x):
             return repeat_time(self._current_once(x[0], steps), steps)
-        return split_time(self._current_merged(merge_time(x)), steps)
+        return split_time(self._current_merged(merge_time(x), carries_spikes(x)), steps)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pool is None:
+            return self._unpooled(x, residual)
+        mode, kernel = self.pool
+        if residual is None:
+            pooled = self.forward_pooled(x, kernel, self.planar_pool, mode == "avg")
+            if pooled is not None:
+                return pooled if mode == "avg" else mark_spikes(pooled)
+        return pool_time_major(self._unpooled(x, residual), mode, kernel)
+
+    def _unpooled(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
         steps = x.shape[0]
-        if residual is None and self._fuses_norm_and_fire(x):
-            return self._fire_fused(x)
+        if residual is None and self._fuses(x):
+            return mark_spikes(self._fire_fused(x))
         if residual is None and self.neuron is not None and self._runs_once(x):
             return self.neuron(self._current_once(x[0], steps), steps=steps)
         z = self.current(x)
@@ -263,15 +316,18 @@ class WeightedBlock(nn.Module):
             z = z + residual
         return self.neuron(z) if self.neuron is not None else z
 
-    def _runs_once(self, x: torch.Tensor) -> bool:
-        """Whether to compute a time-invariant input once per sample.
+    def _positions(self, x: torch.Tensor) -> int:
+        """Output positions per channel (``H_out * W_out``, 1 for fc) for ``x [T, B, ...]``."""
+        if self.spec.kind != "conv":
+            return 1
+        k, s, p = self.spec.kernel, self.spec.stride, self.spec.padding
+        h, w = ((size + 2 * p - k) // s + 1 for size in x.shape[-2:])
+        return h * w
 
-        Not when batch norm would then see one value per channel (it refuses that
-        in training, where the ``T`` repeated copies are fine).
-        """
-        if not is_time_invariant(x):
-            return False
-        return self.norm is None or x.shape[1] * self.spec.out_positions > 1
+    def _runs_once(self, x: torch.Tensor) -> bool:
+        """Whether to compute a time-invariant input once per sample (see :func:`runs_once`)."""
+        per_step = x.shape[1] * self._positions(x)
+        return _once(is_time_invariant(x), self.norm is not None, per_step)
 
     def _weight(self) -> torch.Tensor:
         weight = self.op.weight
@@ -280,75 +336,107 @@ class WeightedBlock(nn.Module):
         return weight
 
     def forward_pooled(
-        self, x: torch.Tensor, kernel: int, planar: bool = False
+        self, x: torch.Tensor, kernel: int, planar: bool = False, average: bool = False
     ) -> torch.Tensor | None:
-        """Spikes max-pooled over ``kernel x kernel`` windows, pooled inside the fused kernel.
+        """Spikes max- (or ``average``-) pooled over ``kernel x kernel`` windows, fused.
 
-        For a conv block whose spikes only a max pooling reads (the network
+        For a conv block whose spikes only the pooling reads (the network
         decides that): returns ``[T, B, C, H/k, W/k]``, the same as the block
         followed by the pooling layer, or ``None`` where the fused path does
         not apply (the caller then runs the two layers).  ``planar``: the pooled
         spikes NCHW-contiguous, for a flatten that follows (else channels-last).
         """
-        if self.spec.kind != "conv" or not self._fuses_norm_and_fire(x):
+        if self.spec.kind != "conv" or x.dim() != 5 or not self._fuses(x):
             return None
-        if not poolable((1, *self.spec.out_shape), kernel, kernel, 0):
+        k, s, p = self.spec.kernel, self.spec.stride, self.spec.padding
+        h, w = ((size + 2 * p - k) // s + 1 for size in x.shape[-2:])
+        if not poolable((1, self.spec.out_channels, h, w), kernel, kernel, 0):
             return None
-        return self._fire_fused(x, kernel, planar)
+        return self._fire_fused(x, kernel, planar, average)
 
-    def _fire_fused(self, x: torch.Tensor, pool: int = 0, planar: bool = False) -> torch.Tensor:
-        """Conv/fc, then batch norm and firing (and pooling) in the fused kernel: ``[T, B, ...]``.
+    def _fire_fused(
+        self, x: torch.Tensor, pool: int = 0, planar: bool = False, average: bool = False
+    ) -> torch.Tensor:
+        """Conv/fc, then (batch norm and) firing (and pooling) in the fused kernel: ``[T, B, ...]``.
 
         A time-invariant input is convolved once and the kernel uses that one
-        step's current at every step.
+        step's current at every step.  Without batch norm the bias is added in
+        the kernel.
         """
         steps, once = x.shape[0], self._runs_once(x)
-        y = self._op(x[0]) if once else self._weighted(merge_time(x))
+        # Without batch norm the kernel adds the bias (with it, there is none).
+        in_op = self.norm is not None
+        binary = carries_spikes(x)
+        y = self._op(x[0], in_op) if once else self._weighted(merge_time(x), in_op, binary)
         params = self.neuron.params
-        spikes = norm_fire(y, self.norm, params, steps, once, pool=pool, planar=planar)
+        spikes = norm_fire(
+            y,
+            self.norm,
+            params,
+            steps,
+            once,
+            pool=pool,
+            planar=planar,
+            average=average,
+            bias=None if self.norm is not None else self.op.bias,
+        )
         return split_time(spikes, steps)
 
-    def _fuses_norm_and_fire(self, x: torch.Tensor) -> bool:
-        """Whether batch norm and firing run as one fused kernel (:mod:`h2learn.snn.norm_fire`)."""
-        if self.neuron is None or self._syncs_batch_norm() or not torch.is_grad_enabled():
+    def _fuses(self, x: torch.Tensor) -> bool:
+        """Whether (batch norm and) firing run fused (:mod:`h2learn.snn.norm_fire`)."""
+        if self.neuron is None or not torch.is_grad_enabled():
             return False
-        per_step = x.shape[1] * self.spec.out_positions  # values per channel and step
-        count = per_step if self._runs_once(x) else x.shape[0] * per_step
         dim = 4 if self.spec.kind == "conv" else 2
-        return fusable(dim, self.norm, count) and x.dim() == dim + 1 and use_cpp_kernels(x)
+        if x.dim() != dim + 1:
+            return False
+        if self.norm is None:
+            return use_cpp_kernels(x)
+        if self._syncs_batch_norm():
+            return False
+        per_step = x.shape[1] * self._positions(x)  # values per channel and step
+        count = per_step if self._runs_once(x) else x.shape[0] * per_step
+        return fusable(dim, self.norm, count) and use_cpp_kernels(x)
 
-    def _current_merged(self, flat: torch.Tensor) -> torch.Tensor:
+    def _current_merged(self, flat: torch.Tensor, spikes: bool = False) -> torch.Tensor:
         """Conv/linear (+ bias) and batch norm of the merged batch ``[T*B, ...]``."""
-        z = self._weighted(flat)
+        z = self._weighted(flat, spikes=spikes)
         if self.norm is None:
             return z
         if self._syncs_batch_norm():
             return sync_batch_norm(z, self.norm)
         return self.norm(z)
 
-    def _weighted(self, flat: torch.Tensor) -> torch.Tensor:
-        """Conv/linear (+ bias) of the merged batch ``[T*B, ...]``, before batch norm."""
+    def _weighted(
+        self, flat: torch.Tensor, bias: bool = True, spikes: bool = False
+    ) -> torch.Tensor:
+        """Conv/linear (+ bias) of the merged batch ``[T*B, ...]``, before batch norm.
+
+        Binary input (the spec says so, or ``spikes``: the time-major input
+        was tagged as spikes) is kept as ``bool`` for the weight gradient.
+        """
+        binary = self.spec.binary_input or spikes
         if self.spec.kind == "conv":
             flat = channels_last(flat)
-        if self.spec.binary_input and torch.is_grad_enabled():
+        if binary and torch.is_grad_enabled():
             weight = self._weight()
             if self.spec.kind == "conv":
                 z = _SpikeConv2d.apply(flat, weight, self.spec.stride, self.spec.padding)
             else:
                 z = _SpikeLinear.apply(flat, weight)
-            if self.op.bias is not None:
+            if bias and self.op.bias is not None:
                 z = z + (self.op.bias.view(1, -1, 1, 1) if z.dim() == 4 else self.op.bias)
             return z
-        return self._op(flat)
+        return self._op(flat, bias)
 
     def _syncs_batch_norm(self) -> bool:
         return self.sync_batch_norm and self.norm is not None and self.norm.training
 
-    def _op(self, x: torch.Tensor) -> torch.Tensor:
+    def _op(self, x: torch.Tensor, bias: bool = True) -> torch.Tensor:
+        b = self.op.bias if bias else None
         if self.spec.kind == "conv":
             x = channels_last(x)
-            return F.conv2d(x, self._weight(), self.op.bias, self.spec.stride, self.spec.padding)
-        return self.op(x)
+            return F.conv2d(x, self._weight(), b, self.spec.stride, self.spec.padding)
+        return F.linear(x, self.op.weight, b)
 
     def _current_once(self, x: torch.Tensor, steps: int) -> torch.Tensor:
         """The current ``[B, ...]`` of a time-invariant input ``x [B, ...]`` (each of T steps).
@@ -377,32 +465,44 @@ class WeightedBlock(nn.Module):
         return out
 
 
-class TimeDistributed(nn.Module):
-    """Applies a stateless per-sample module (pooling, flatten) to every time step.
+def pool_time_major(x: torch.Tensor, mode: str, kernel: int) -> torch.Tensor:
+    """``x [T, B, C, H, W]`` max- or average-pooled over ``kernel x kernel`` windows."""
+    module = MaxPool2d(kernel) if mode == "max" else nn.AvgPool2d(kernel)
+    return TimeDistributed(module)(x)
 
-    A time-invariant input is processed once and stays time-invariant.
+
+class TimeDistributed(nn.Module):
+    """Applies a stateless per-sample module (pooling, flatten, conv, ...) to every time step.
+
+    ``[T, B, ...] -> [T, B, ...]``: the module runs once on the merged
+    ``T * B`` batch.  A time-invariant input (stride 0 along time) is
+    processed once and stays time-invariant.  4-D inputs of a convolution or
+    pooling run channels-last (oneDNN's and PyTorch's fast CPU layout; the
+    values are the same); ``nn.MaxPool2d`` keeps compact indices
+    (:class:`MaxPool2d`).  Spikes stay tagged as spikes through max pooling,
+    flatten and other shape-only modules.
     """
+
+    _KEEPS_SPIKES = (nn.MaxPool2d, nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
+        if type(module) is nn.MaxPool2d:
+            pool = MaxPool2d(module.kernel_size, module.stride, module.padding, module.dilation)
+            pool.ceil_mode, pool.return_indices = module.ceil_mode, module.return_indices
+            module = pool
         self.module = module
+        self._nhwc = isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         if residual is not None:
             raise ValueError("only weighted layers accept a residual input")
+        spikes = carries_spikes(x) and isinstance(self.module, self._KEEPS_SPIKES)
         if is_time_invariant(x):
-            return repeat_time(self.module(x[0]), x.shape[0])
-        return split_time(self.module(merge_time(x)), x.shape[0])
+            out = repeat_time(self.module(self._layout(x[0])), x.shape[0])
+        else:
+            out = split_time(self.module(self._layout(merge_time(x))), x.shape[0])
+        return mark_spikes(out) if spikes else out
 
-
-def build_layer(spec: LayerSpec, lif: LIFParams) -> nn.Module:
-    """The module that computes one :class:`LayerSpec`."""
-    if spec.weighted:
-        return WeightedBlock(spec, lif)
-    if spec.kind == "avgpool":
-        return TimeDistributed(nn.AvgPool2d(spec.kernel, spec.stride, spec.padding))
-    if spec.kind == "maxpool":
-        return TimeDistributed(MaxPool2d(spec.kernel, spec.stride, spec.padding))
-    if spec.kind == "flatten":
-        return TimeDistributed(nn.Flatten())
-    raise ValueError(f"layer {spec.name}: unknown kind {spec.kind!r}")
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return channels_last(x) if self._nhwc and x.dim() == 4 else x

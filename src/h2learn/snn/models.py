@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from h2learn.snn.layers import build_layer
+from h2learn.snn.blocks import build_layer
 from h2learn.snn.norm_fire import poolable
 from h2learn.spec import ZOO, NetworkSpec, SpecError, build_spec, model_names
 
@@ -114,11 +114,11 @@ def _last_uses(spec: NetworkSpec) -> list[list[int]]:
     return drops
 
 
-def _fusable_pools(spec: NetworkSpec) -> dict[int, tuple[int, bool]]:
-    """``{conv layer index: (kernel, planar)}`` where max pooling can run inside the layer.
+def _fusable_pools(spec: NetworkSpec) -> dict[int, tuple[int, bool, bool]]:
+    """``{conv layer index: (kernel, planar, average)}`` where pooling can run inside the layer.
 
-    The layer is a firing conv with batch norm and no residual input whose
-    spikes only the next layer reads, and that layer is a max pooling whose
+    The layer is a firing conv with no residual input whose spikes only the
+    next layer reads, and that layer is a max or average pooling whose
     windows tile the map (:func:`~h2learn.snn.norm_fire.poolable`).  ``planar``
     when only a flatten reads the pooled spikes: they are then produced in
     NCHW order, which the flatten views without a copy.  Whether the fused
@@ -134,10 +134,9 @@ def _fusable_pools(spec: NetworkSpec) -> dict[int, tuple[int, bool]]:
         pool = spec.layers[index + 1]
         if (
             layer.kind == "conv"
-            and layer.batch_norm
             and layer.fires
             and layer.residual is None
-            and pool.kind == "maxpool"
+            and pool.kind in ("maxpool", "avgpool")
             and readers.get(index) == [index + 1]
             and pool.source == index
             and poolable((1, *layer.out_shape), pool.kernel, pool.stride, pool.padding)
@@ -149,7 +148,7 @@ def _fusable_pools(spec: NetworkSpec) -> dict[int, tuple[int, bool]]:
                 and after.source == index + 1
                 and readers.get(index + 1) == [index + 2]
             )
-            fusable[index] = (pool.kernel, planar)
+            fusable[index] = (pool.kernel, planar, pool.kind == "avgpool")
     return fusable
 
 

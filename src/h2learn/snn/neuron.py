@@ -47,6 +47,25 @@ from h2learn.spec import LIFParams
 
 SPIKE_BIT = 1
 MASK_BIT = 2
+_SPIKES_TAG = "_h2learn_spikes"
+
+
+def mark_spikes(x: torch.Tensor) -> torch.Tensor:
+    """Tag ``x`` as holding only 0/1 values (spikes), and return it.
+
+    A weighted layer fed a tagged tensor keeps it as ``bool`` (1 byte) for its
+    weight gradient instead of the float tensor.  The tag records the tensor's
+    version counter, so an in-place change of ``x`` afterwards voids it.
+    """
+    if not x.is_inference():  # inference tensors have no version counter (and no backward)
+        setattr(x, _SPIKES_TAG, x._version)
+    return x
+
+
+def carries_spikes(x: torch.Tensor) -> bool:
+    """Whether ``x`` was tagged by :func:`mark_spikes` and not modified in place since."""
+    tag = getattr(x, _SPIKES_TAG, None)
+    return tag is not None and not x.is_inference() and tag == x._version
 
 
 def _check_input(x: torch.Tensor, steps: int | None = None) -> None:
@@ -279,7 +298,10 @@ def lif(x: torch.Tensor, params: LIFParams = LIFParams(), *, steps: int | None =
 
     ``x`` is ``[T, B, ...]``; with ``steps=T`` it is instead one step's current
     ``[B, ...]``, the same at every step (``lif(x, p, steps=T)`` equals
-    ``lif(x.expand(T, *x.shape), p)`` without materialising the repetition).
+    ``lif(x.expand(T, *x.shape), p)`` without materialising the repetition;
+    an expanded ``[T, B, ...]`` input, stride 0 along time, takes that path
+    by itself).  The spikes are tagged (:func:`mark_spikes`) so that a
+    weighted block reading them keeps them as ``bool``.
 
     Example::
 
@@ -288,7 +310,10 @@ def lif(x: torch.Tensor, params: LIFParams = LIFParams(), *, steps: int | None =
         [0.0, 0.0, 0.0]
     """
     _check_input(x, steps)
-    return _LIFFunction.apply(x, params, steps)
+    if steps is None and x.shape[0] > 1 and x.stride(0) == 0:
+        # one current repeated over time (an expanded view): read it once per step
+        return mark_spikes(_LIFFunction.apply(x[0], params, x.shape[0]))
+    return mark_spikes(_LIFFunction.apply(x, params, steps))
 
 
 class LIF(nn.Module):

@@ -1,5 +1,9 @@
 """Batch norm fused with the LIF neuron that fires on its output (training mode).
 
+Also the block without batch norm, ``conv/fc (+ bias) -> LIF`` (``norm=None``):
+the same kernels with ``scale = 1`` and ``shift = bias``; and a max or average
+pooling behind the neurons.
+
 The block ``conv/fc -> batch norm -> LIF`` is most of a spiking network's
 elementwise work.  Run as two operators, batch norm writes its normalised
 output, the neuron reads it and writes its spikes and the potential it keeps
@@ -53,7 +57,7 @@ def fusable(y_dim: int, norm: nn.Module | None, count: int) -> bool:
 
 
 def poolable(shape: torch.Size | tuple[int, ...], kernel: int, stride: int, padding: int) -> bool:
-    """Whether max pooling of a conv output ``[N, C, H, W]`` can fuse behind its neurons.
+    """Whether max or average pooling of a conv output ``[N, C, H, W]`` can fuse behind its neurons.
 
     Non-overlapping windows that tile the map exactly: ``stride == kernel``, no
     padding, ``H`` and ``W`` multiples of the kernel, at most 256 positions.
@@ -70,14 +74,17 @@ def poolable(shape: torch.Size | tuple[int, ...], kernel: int, stride: int, padd
 
 def norm_fire(
     y: torch.Tensor,
-    norm: nn.Module,
+    norm: nn.Module | None,
     params: LIFParams,
     steps: int,
     repeated: bool = False,
     pool: int = 0,
     planar: bool = False,
+    *,
+    average: bool = False,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Spikes ``[T*B, C, ...]`` of LIF neurons driven by batch norm of ``y``.
+    """Spikes ``[T*B, C, ...]`` of LIF neurons driven by batch norm of ``y`` (or by ``y + bias``).
 
     ``y`` is the merged batch ``[T*B, C, ...]`` of ``steps`` time steps, time
     outermost, or with ``repeated`` one step's ``[B, C, ...]`` that is the
@@ -93,12 +100,20 @@ def norm_fire(
     pooled as they are produced, and the unpooled spikes are never stored.
     They are channels-last, or with ``planar`` NCHW-contiguous, so that a
     flatten in PyTorch's ``(C, H, W)`` order that follows is a free view.
+    ``average``: average instead of max pooling.
+
+    ``norm=None``: no batch norm, the neurons are charged with ``y + bias``
+    (``bias`` a per-channel parameter or ``None``); the gradient reaches
+    ``y`` and ``bias`` as through those two operations.
     """
     if pool and not poolable(y.shape, pool, pool, 0):
         shape = tuple(y.shape)
         raise ValueError(f"cannot fuse {pool}x{pool} max pooling into a map of shape {shape}")
     require_kernels()
     y = channel_innermost(y)
+    setting = _Setting(params, steps, repeated, pool, planar and bool(pool), average and bool(pool))
+    if norm is None:
+        return _Fire.apply(y, bias, setting)
     channels = y.shape[1]
     mean = torch.empty(channels, dtype=torch.float64)
     var = torch.empty(channels, dtype=torch.float64)
@@ -106,7 +121,6 @@ def norm_fire(
     copies = steps if repeated else 1
     update_running_stats(norm, mean, var, copies * (y.numel() // channels))
     invstd = (var + norm.eps).rsqrt()
-    setting = _Setting(params, steps, repeated, pool, planar and bool(pool))
     return _NormFire.apply(y, norm.weight, norm.bias, mean, invstd, setting)
 
 
@@ -119,6 +133,16 @@ class _Setting:
     repeated: bool
     pool: int  # max-pooling kernel behind the neurons, 0: none
     planar: bool  # pooled spikes NCHW-contiguous (else channels-last)
+    average: bool = False  # average pooling (else max)
+
+    def kernel_args(self, y: torch.Tensor) -> tuple:
+        """The kernels' trailing pooling arguments: kernel, map height and width, layout, mode."""
+        return (self.pool, *self.map_size(y), self.planar, self.average)
+
+    def empty_index(self, y: torch.Tensor) -> torch.Tensor:
+        """The argmax bytes of max pooling (an empty tensor otherwise)."""
+        shape = self.out_shape(y) if self.pool and not self.average else (0, 0)
+        return empty_channel_innermost(shape, y, torch.uint8)
 
     def out_shape(self, y: torch.Tensor) -> tuple[int, ...]:
         batch = y.shape[0] * (self.steps if self.repeated else 1)
@@ -154,10 +178,9 @@ class _NormFire(torch.autograd.Function):
         shift64 = bias.detach().double() - mean * scale64
         dtype = y.dtype
         scale, shift = scale64.to(dtype), shift64.to(dtype)
-        shape = setting.out_shape(y)
         spikes = setting.empty_out(y)
-        # the argmax of every pooling window, one byte each (nothing without pooling)
-        index = empty_channel_innermost(shape if setting.pool else (0, 0), y, torch.uint8)
+        # the argmax of every max-pooling window, one byte each (else nothing)
+        index = setting.empty_index(y)
         p = setting.params
         fire = torch.ops.h2learn_norm_lif.forward
         fire(
@@ -170,9 +193,7 @@ class _NormFire(torch.autograd.Function):
             setting.repeated,
             p.alpha,
             p.v_th,
-            setting.pool,
-            *setting.map_size(y),
-            setting.planar,
+            *setting.kernel_args(y),
         )
         ctx.save_for_backward(y, scale, shift, mean, invstd, scale64, index)
         ctx.setting = setting
@@ -181,35 +202,8 @@ class _NormFire(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes):  # type: ignore[override]
         y, scale, shift, mean, invstd, k, index = ctx.saved_tensors
-        setting = ctx.setting
-        p = setting.params
-        dense = setting.empty_out(y)
-        if grad_spikes.stride() != dense.stride():  # the kernel walks y's memory order
-            grad_spikes = dense.copy_(grad_spikes)
         dtype, channels = y.dtype, y.shape[1]
-        grad_y = empty_channel_innermost(y.shape, y)
-        sums = torch.empty(2, channels, dtype=torch.float64)
-        torch.ops.h2learn_norm_lif.backward(
-            grad_spikes,
-            index,
-            y,
-            scale,
-            shift,
-            mean.to(dtype),
-            invstd.to(dtype),
-            grad_y,
-            sums,
-            setting.steps,
-            p.alpha,
-            p.v_th,
-            p.window,
-            p.height,
-            p.reset_grad,
-            setting.repeated,
-            setting.pool,
-            *setting.map_size(y),
-            setting.planar,
-        )
+        grad_y, sums = _bptt(ctx.setting, grad_spikes, index, y, scale, shift, mean, invstd)
         sum_dz, sum_dz_yhat = sums  # dL/dbias, dL/dweight
         count = y.numel() // channels
         mean_dz, mean_dz_yhat = sum_dz / count, sum_dz_yhat / count
@@ -222,3 +216,78 @@ class _NormFire(torch.autograd.Function):
         grad_weight = sum_dz_yhat.to(dtype) if needs[1] else None
         grad_bias = sum_dz.to(dtype) if needs[2] else None
         return grad_y, grad_weight, grad_bias, None, None, None
+
+
+def _bptt(setting: _Setting, grad_spikes, index, y, scale, shift, mean, invstd):
+    """The fused BPTT pass: ``(dL/dz, [sum dz, sum dz * y_hat] per channel in float64)``."""
+    p = setting.params
+    dense = setting.empty_out(y)
+    if grad_spikes.stride() != dense.stride():  # the kernel walks y's memory order
+        grad_spikes = dense.copy_(grad_spikes)
+    dtype = y.dtype
+    grad_z = empty_channel_innermost(y.shape, y)
+    sums = torch.empty(2, y.shape[1], dtype=torch.float64)
+    torch.ops.h2learn_norm_lif.backward(
+        grad_spikes,
+        index,
+        y,
+        scale,
+        shift,
+        mean.to(dtype),
+        invstd.to(dtype),
+        grad_z,
+        sums,
+        setting.steps,
+        p.alpha,
+        p.v_th,
+        p.window,
+        p.height,
+        p.reset_grad,
+        setting.repeated,
+        *setting.kernel_args(y),
+    )
+    return grad_z, sums
+
+
+class _Fire(torch.autograd.Function):
+    """LIF firing on ``y + bias`` (no batch norm), with the fused BPTT backward.
+
+    The kernels of :class:`_NormFire` with ``scale = 1`` and ``shift = bias``
+    (``y * 1 + bias`` is exactly ``y + bias``); ``dL/dy = dL/dz`` and the bias
+    gradient is the kernel's per-channel ``sum dz``.  Only ``y`` is saved.
+    """
+
+    @staticmethod
+    def forward(ctx, y, bias, setting: _Setting):  # type: ignore[override]
+        channels = y.shape[1]
+        scale = torch.ones(channels, dtype=y.dtype)
+        shift = torch.zeros(channels, dtype=y.dtype) if bias is None else bias.detach().to(y.dtype)
+        spikes = setting.empty_out(y)
+        index = setting.empty_index(y)
+        p = setting.params
+        torch.ops.h2learn_norm_lif.forward(
+            y,
+            scale,
+            shift,
+            spikes,
+            index,
+            setting.steps,
+            setting.repeated,
+            p.alpha,
+            p.v_th,
+            *setting.kernel_args(y),
+        )
+        ctx.save_for_backward(y, shift, index)
+        ctx.setting = setting
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes):  # type: ignore[override]
+        y, shift, index = ctx.saved_tensors
+        channels = y.shape[1]
+        scale = torch.ones(channels, dtype=y.dtype)
+        zero = torch.zeros(channels, dtype=torch.float64)
+        one = torch.ones(channels, dtype=torch.float64)
+        grad_y, sums = _bptt(ctx.setting, grad_spikes, index, y, scale, shift, zero, one)
+        grad_bias = sums[0].to(y.dtype) if ctx.needs_input_grad[1] else None
+        return grad_y, grad_bias, None

@@ -18,10 +18,15 @@
 //   input_grad dy = dz * k + y * b + d with per-channel k, b, d (batch norm's
 //              input gradient, rearranged), in place over dz.
 //
-// Optionally a max pooling over windows that tile the map runs behind the
-// neurons (see Pool below): the spikes are pooled as they are produced and the
-// pooled gradient is routed back inside the BPTT loop, so neither the
-// unpooled spikes nor their gradient are ever stored.  A time-invariant input
+// Optionally a max or average pooling over windows that tile the map runs
+// behind the neurons (see Pool below): the spikes are pooled as they are
+// produced and the pooled gradient is routed back inside the BPTT loop, so
+// neither the unpooled spikes nor their gradient are ever stored.
+//
+// Without batch norm (a block conv/fc (+ bias) -> LIF) the same kernels run
+// with scale = 1 and shift = the bias: z = y * 1 + bias is exactly y + bias;
+// the caller then skips `stats` and `input_grad` (dy = dz), and sum(dz) is the
+// bias gradient.  A time-invariant input
 // (`repeated`) is one step of y used at every step.
 //
 // Layout: y, spikes and gradients are dense [T, rows, C] with the channel
@@ -155,9 +160,12 @@ H2LEARN_VECTOR_CLONES void charge_step(const scalar_t* __restrict__ y,
 // `planar`: the pooled output (and its gradient) is NCHW-contiguous instead of
 // NHWC, for a consumer that flattens it in PyTorch's (C, H, W) order; the
 // argmax bytes stay NHWC, internal to the kernel.
+// `average`: average pooling (sum of the window's spikes / k^2, as PyTorch's
+// avg_pool2d; the gradient / k^2 to every position), else max pooling.
 struct Pool {
   int64_t kernel, height, width;
   bool planar;
+  bool average;
   bool on() const { return kernel > 0; }
   int64_t out_height() const { return height / kernel; }
   int64_t out_width() const { return width / kernel; }
@@ -197,13 +205,49 @@ void planar_row(scalar_t* planar, scalar_t* row, const Rows& g, const Pool& pool
   }
 }
 
+// Average pooling of one band (k image rows of an NHWC map `width` wide) into
+// its pooled row [width / k, C]: the window sums of 0/1 spikes are exact, then
+// divided by k^2 once, as PyTorch's avg_pool2d does.
+template <typename scalar_t>
+H2LEARN_VECTOR_CLONES void average_row(const scalar_t* __restrict__ band,
+                                       scalar_t* __restrict__ pooled, int64_t channels,
+                                       int64_t kernel, int64_t width) {
+  const scalar_t divisor = static_cast<scalar_t>(kernel * kernel);
+  for (int64_t ow = 0; ow < width / kernel; ++ow) {
+    scalar_t* out = pooled + ow * channels;
+    for (int64_t c = 0; c < channels; ++c) out[c] = 0;
+    for (int64_t kh = 0; kh < kernel; ++kh)
+      for (int64_t kw = 0; kw < kernel; ++kw) {
+        const scalar_t* in = band + (kh * width + ow * kernel + kw) * channels;
+        for (int64_t c = 0; c < channels; ++c) out[c] = out[c] + in[c];
+      }
+    for (int64_t c = 0; c < channels; ++c) out[c] = out[c] / divisor;
+  }
+}
+
+// The spike gradient of a band from its pooled gradient: every position gets
+// its window's gradient / k^2 (PyTorch's avg_pool2d backward).
+template <typename scalar_t>
+H2LEARN_VECTOR_CLONES void average_grad(const scalar_t* __restrict__ pooled,
+                                        scalar_t* __restrict__ band, int64_t channels,
+                                        int64_t kernel, int64_t width) {
+  const scalar_t divisor = static_cast<scalar_t>(kernel * kernel);
+  for (int64_t iw = 0; iw < width; ++iw) {
+    const scalar_t* from = pooled + (iw / kernel) * channels;
+    scalar_t* to = band + iw * channels;
+    for (int64_t c = 0; c < channels; ++c) to[c] = from[c] / divisor;
+  }
+  for (int64_t kh = 1; kh < kernel; ++kh)
+    std::copy(band, band + width * channels, band + kh * width * channels);
+}
+
 template <typename scalar_t>
 void forward_typed(const at::Tensor& y, const at::Tensor& scale, const at::Tensor& shift,
                    const at::Tensor& out, const at::Tensor& index, const Rows& g, const Pool& pool,
                    scalar_t alpha, scalar_t v_th) {
   const scalar_t* y_ptr = y.const_data_ptr<scalar_t>();
   scalar_t* out_ptr = out.mutable_data_ptr<scalar_t>();
-  uint8_t* index_ptr = pool.on() ? index.mutable_data_ptr<uint8_t>() : nullptr;
+  uint8_t* index_ptr = pool.on() && !pool.average ? index.mutable_data_ptr<uint8_t>() : nullptr;
   const Blocks blocks(g, pool);
   const int64_t width = blocks.block * g.channels;
   const auto a = row_pattern(scale.const_data_ptr<scalar_t>(), g.channels, blocks.block);
@@ -233,8 +277,12 @@ void forward_typed(const at::Tensor& y, const at::Tensor& scale, const at::Tenso
                                      v_th);
         const int64_t o = t * pooled_step + blk * pooled_block;
         scalar_t* pooled = pool.planar ? pooled_row : out_ptr + o;
-        h2learn::forward_row(static_cast<const scalar_t*>(band), pooled, index_ptr + o,
-                             pool.band(g.channels), 0, 0);
+        if (pool.average)
+          average_row(static_cast<const scalar_t*>(band), pooled, g.channels, pool.kernel,
+                      pool.width);
+        else
+          h2learn::forward_row(static_cast<const scalar_t*>(band), pooled, index_ptr + o,
+                               pool.band(g.channels), 0, 0);
         if (pool.planar) planar_row<scalar_t, true>(out_ptr, pooled_row, g, pool, t, blk);
       }
     }
@@ -244,10 +292,10 @@ void forward_typed(const at::Tensor& y, const at::Tensor& scale, const at::Tenso
 void forward(const at::Tensor& y, const at::Tensor& scale, const at::Tensor& shift,
              const at::Tensor& out, const at::Tensor& index, int64_t steps, bool repeated,
              double alpha, double v_th, int64_t pool_kernel, int64_t height, int64_t width,
-             bool planar) {
+             bool planar, bool average) {
   const Rows g = rows_of(y, steps, scale.numel(), repeated);
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "h2learn_norm_lif_forward", [&] {
-    forward_typed<scalar_t>(y, scale, shift, out, index, g, Pool{pool_kernel, height, width, planar},
+    forward_typed<scalar_t>(y, scale, shift, out, index, g, Pool{pool_kernel, height, width, planar, average},
                             static_cast<scalar_t>(alpha), static_cast<scalar_t>(v_th));
   });
 }
@@ -292,7 +340,8 @@ void backward_typed(const at::Tensor& grad, const at::Tensor& index, const at::T
   const auto window = static_cast<scalar_t>(p.window);
   const auto height = static_cast<scalar_t>(p.height);
   const scalar_t* grad_ptr = grad.const_data_ptr<scalar_t>();
-  const uint8_t* index_ptr = pool.on() ? index.const_data_ptr<uint8_t>() : nullptr;
+  const uint8_t* index_ptr =
+      pool.on() && !pool.average ? index.const_data_ptr<uint8_t>() : nullptr;
   const scalar_t* y_ptr = y.const_data_ptr<scalar_t>();
   scalar_t* out_ptr = grad_z.mutable_data_ptr<scalar_t>();
   const Blocks blocks(g, pool);
@@ -345,8 +394,12 @@ void backward_typed(const at::Tensor& grad, const at::Tensor& index, const at::T
                                           blk);
               pooled = pooled_grad;
             }
-            for (int64_t kh = 0; kh < pool.kernel; ++kh)
-              h2learn::backward_row(pooled, index_ptr + o, band_grad, pool.band(g.channels), 0, kh);
+            if (pool.average)
+              average_grad(pooled, band_grad, g.channels, pool.kernel, pool.width);
+            else
+              for (int64_t kh = 0; kh < pool.kernel; ++kh)
+                h2learn::backward_row(pooled, index_ptr + o, band_grad, pool.band(g.channels), 0,
+                                      kh);
             g_t = band_grad;
           }
           backward_step<scalar_t, kReset, kRepeated>(
@@ -382,9 +435,9 @@ void backward(const at::Tensor& grad, const at::Tensor& index, const at::Tensor&
               const at::Tensor& invstd, const at::Tensor& grad_z, const at::Tensor& sums,
               int64_t steps, double alpha, double v_th, double window, double height,
               bool reset_grad, bool repeated, int64_t pool_kernel, int64_t map_height,
-              int64_t width, bool planar) {
+              int64_t width, bool planar, bool average) {
   const Surrogate p{alpha, v_th, window, height};
-  const Pool pool{pool_kernel, map_height, width, planar};
+  const Pool pool{pool_kernel, map_height, width, planar, average};
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "h2learn_norm_lif_backward", [&] {
     auto run = [&](auto reset_tag, auto repeated_tag) {
       backward_typed<scalar_t, decltype(reset_tag)::value, decltype(repeated_tag)::value>(
@@ -438,12 +491,12 @@ TORCH_LIBRARY(h2learn_norm_lif, m) {
   m.def(
       "forward(Tensor y, Tensor scale, Tensor shift, Tensor(a!) out, Tensor(b!) index, int steps, "
       "bool repeated, float alpha, float v_th, int pool_kernel, int height, int width, "
-      "bool planar) -> ()");
+      "bool planar, bool average) -> ()");
   m.def(
       "backward(Tensor grad, Tensor index, Tensor y, Tensor scale, Tensor shift, Tensor mean, "
       "Tensor invstd, Tensor(a!) grad_z, Tensor(b!) sums, int steps, float alpha, float v_th, "
       "float window, float height, bool reset_grad, bool repeated, int pool_kernel, int map_height, "
-      "int width, bool planar) -> ()");
+      "int width, bool planar, bool average) -> ()");
   m.def("input_grad(Tensor(a!) grad, Tensor y, Tensor k, Tensor b, Tensor d) -> ()");
 }
 
