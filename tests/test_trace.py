@@ -224,3 +224,30 @@ def test_cli_trace_stats_verify(tmp_path):
     assert report["max_err"] <= 1e-5
     bad = run("verify", "--trace", str(trace_file), "--format", "float8")
     assert bad.returncode == 2 and "unknown number format" in bad.stderr
+
+
+def test_engine_format_trace_survives_saving_and_stays_bit_identical(tmp_path):
+    trace = record_from_dataset(dataset="digits", batch_size=4, engine_format="fixed8.8")
+    assert trace.meta["source"]["engine_format"] == "fixed8.8"
+    loaded = Trace.load(trace.save(tmp_path / "fixed.h2t"))
+    report = verify_trace(loaded, fmt="fixed8.8")
+    errors = [v for layer in report["layers"] for k, v in layer.items() if k.endswith("_err")]
+    assert errors and all(v == 0.0 for v in errors) and report["spike_mismatches"] == 0
+
+
+def test_trace_of_a_spike_coded_checkpoint_uses_its_encoding(tmp_path):
+    from h2learn.snn.train import TrainConfig, train
+
+    config = TrainConfig(
+        dataset="digits", epochs=1, limit_train=64, limit_test=32, encoding="delta"
+    )
+    train(config, tmp_path / "run")
+    trace = record_from_dataset(checkpoint=tmp_path / "run" / "checkpoint.pt", batch_size=4)
+    first = trace.layers[0]
+    assert trace.meta["source"]["encoding"] == "delta" and trace.spec.input_kind == "spikes"
+    assert first.tensors["input"].dtype == torch.bool
+    assert tuple(first.tensors["input"].shape) == (trace.time_steps, 4, 2 * 8 * 8)
+    stats = trace_stats(trace)
+    assert stats["layers"][0]["input"] == pytest.approx(
+        float(first.tensors["input"].float().mean())
+    )

@@ -101,3 +101,30 @@ def test_bad_config_values_are_rejected():
         TrainConfig(model="nope")
     with pytest.raises(ValueError):
         TrainConfig(time_steps=0)
+
+
+def test_resumed_poisson_run_sees_the_same_spikes(tmp_path):
+    config = TrainConfig(**{**SMALL, "epochs": 2, "limit_train": 96, "encoding": "poisson"})
+    train(config, tmp_path / "straight")
+
+    def kill(epoch, step, steps, loss):
+        if epoch == 1 and step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "killed", progress=kill)
+    resumed = train(config, tmp_path / "killed", resume=True)
+    assert resumed["epochs"] == 2
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_engine_format_training_refuses_several_processes(tmp_path, monkeypatch):
+    from h2learn.snn.distributed import World
+
+    config = TrainConfig(**{**SMALL, "engine_format": "fixed8.8"})
+    model = train_module.build_model(config)
+    with pytest.raises(H2LearnError, match="one process"):
+        train_module._stepper(config, model, World(rank=0, size=2))

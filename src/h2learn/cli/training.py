@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -29,13 +32,29 @@ def train(
     ),
     precision: str = typer.Option("float32", help="float32 or float64 (e.g. for exact checks)"),
     augment: bool = typer.Option(False, help="random 2-pixel shifts and horizontal flips"),
+    encoding: str = typer.Option(
+        "direct", help="input coding of images: direct, poisson, latency or delta"
+    ),
+    engine_format: str | None = typer.Option(
+        None,
+        help="train in the engines' arithmetic in this format (float16, bfloat16, "
+        "fixed<I>.<F>[:nearest|:floor|:stochastic]); default: PyTorch float",
+    ),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="output folder"),
     resume: bool = typer.Option(False, help="continue the run in --out from its checkpoint"),
+    trace_every: int | None = typer.Option(
+        None,
+        help="record a trace before training and every N epochs (and after the last): "
+        "densities across training in --out/characterization.{json,md}, densities.png",
+    ),
+    trace_batch: int = typer.Option(16, help="training samples in each recorded trace"),
 ) -> None:
     """Train a spiking network with BPTT; writes metrics.json and a checkpoint to --out.
 
     Under `torchrun --nproc-per-node N -m h2learn train ...` the N processes
     train data-parallel with --batch-size as the global batch: same result.
+    With --trace-every N, one training iteration on a fixed batch is recorded
+    before training and every N epochs (see docs/characterization.md).
     """
     from h2learn.snn.train import TrainConfig
 
@@ -55,8 +74,13 @@ def train(
         reset_grad=reset_grad,
         precision=precision,
         augment=augment,
+        encoding=encoding,
+        engine_format=engine_format,
     )
-    metrics = run_with_progress(config, out_dir, resume)
+    if trace_every is None:
+        metrics = run_with_progress(config, out_dir, resume)
+    else:
+        metrics = characterize_with_progress(config, out_dir, resume, trace_every, trace_batch)
     if is_worker():
         return
     out.print(
@@ -69,6 +93,33 @@ def run_with_progress(config, out_dir: Path, resume: bool) -> dict:
     """Train with a progress bar on stderr (rank 0 only under torchrun)."""
     from h2learn.snn.train import train as run_training
 
+    with _epoch_progress(config) as hook:
+        return run_training(config, out_dir, resume=resume, progress=hook, log=console.print)
+
+
+def characterize_with_progress(
+    config, out_dir: Path, resume: bool, trace_every: int, trace_batch: int
+) -> dict:
+    """Train while recording densities (:mod:`h2learn.workload.characterize`); the metrics."""
+    from h2learn.errors import H2LearnError
+    from h2learn.report.characterization import write_characterization
+    from h2learn.snn.train import METRICS_NAME
+    from h2learn.workload.characterize import characterize
+
+    if is_worker():
+        raise H2LearnError("--trace-every records in one process; launch it without torchrun")
+    with _epoch_progress(config) as hook:
+        summary = characterize(
+            config, out_dir, trace_every, trace_batch, resume, progress=hook, log=console.print
+        )
+    files = write_characterization(summary, out_dir)
+    console.print(f"densities across training: {files['table']}, {files['plot']}")
+    return json.loads((out_dir / METRICS_NAME).read_text())
+
+
+@contextmanager
+def _epoch_progress(config) -> Iterator:
+    """A progress bar of the steps of each epoch; yields the trainer's progress hook."""
     columns = (
         TextColumn("[bold]epoch {task.fields[epoch]}"),
         BarColumn(),
@@ -84,4 +135,4 @@ def run_with_progress(config, out_dir: Path, resume: bool) -> dict:
                 task, completed=step, total=steps, epoch=f"{epoch + 1}/{config.epochs}", loss=loss
             )
 
-        return run_training(config, out_dir, resume=resume, progress=hook, log=console.print)
+        yield hook

@@ -20,14 +20,43 @@ def trace(
     time_steps: int | None = typer.Option(None, "--time-steps", "-T", help="time steps T"),
     seed: int = typer.Option(0, help="random seed (fresh models and synthetic data)"),
     data_dir: str | None = typer.Option(None, help="folder holding the dataset files"),
+    encoding: str | None = typer.Option(
+        None,
+        help="input coding of images: direct, poisson, latency or delta "
+        "(default: direct, or the checkpoint's)",
+    ),
+    engine_format: str | None = typer.Option(
+        None,
+        help="record the iteration in the engines' arithmetic in this format (float16, "
+        "bfloat16, fixed<I>.<F>[:nearest|:floor|:stochastic]); default: PyTorch float, "
+        "or the checkpoint's",
+    ),
     out_file: Path = typer.Option(Path("runs/trace.h2t"), "--out", help="trace file to write"),
 ) -> None:
-    """Record one training iteration (every layer and time step) to a trace file."""
-    from h2learn.workload.record import record_from_dataset
+    """Record one training iteration (every layer and time step) to a trace file.
 
+    --encoding turns the images into spikes as training does, and
+    --engine-format records the iteration as the engines compute it.
+    """
+    from h2learn.errors import H2LearnError
+    from h2learn.workload.record import SYNTHETIC, record_from_dataset
+
+    if dataset == SYNTHETIC and (encoding is not None or engine_format is not None):
+        raise H2LearnError(
+            "--encoding and --engine-format need a real dataset; the synthetic "
+            "pseudo-dataset feeds random inputs as they are"
+        )
     with console.status("recording one training iteration"):
         recorded = record_from_dataset(
-            model, dataset, checkpoint, batch_size, seed, data_dir, time_steps
+            model,
+            dataset,
+            checkpoint,
+            batch_size,
+            seed,
+            data_dir,
+            time_steps,
+            encoding=encoding,
+            engine_format=engine_format,
         )
     with console.status(f"writing {out_file}"):
         recorded.save(out_file)

@@ -6,6 +6,11 @@ interrupted run resumed from its last checkpoint ends with the same weights
 as an uninterrupted one.  Under ``torchrun`` the same run is split across
 processes (:mod:`h2learn.snn.distributed`); ``batch_size`` stays the global
 batch, so the result does not depend on the number of processes.
+
+``encoding`` turns static images into spikes (:mod:`h2learn.snn.encoding`);
+its random draws are seeded per sample, epoch and run.  ``engine_format``
+trains in the number format of H2Learn's engines
+(:mod:`h2learn.snn.engine_numerics`).
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch.utils.data import TensorDataset
 
 from h2learn.errors import CheckpointError, H2LearnError, TrainingDiverged
@@ -29,6 +35,13 @@ from h2learn.snn import augment
 from h2learn.snn.allocator import reuse_freed_memory
 from h2learn.snn.data import dataset_info, load_dataset
 from h2learn.snn.distributed import World, data_parallel, process_world
+from h2learn.snn.encoding import (
+    EVAL_STREAM,
+    encode,
+    encoded_shape,
+    encoding_info,
+    sample_generators,
+)
 from h2learn.snn.models import SpikingNetwork, build
 from h2learn.spec import model_names
 
@@ -63,6 +76,8 @@ class TrainConfig(BaseModel):
     reset_grad: bool = True
     precision: Literal["float32", "float64"] = "float32"
     augment: bool = False  # random shifts of up to 2 pixels and horizontal flips
+    encoding: str = "direct"  # direct, poisson, latency or delta (h2learn.snn.encoding)
+    engine_format: str | None = None  # None: PyTorch float; else train in the engines' format
 
     @field_validator("model")
     @classmethod
@@ -70,6 +85,29 @@ class TrainConfig(BaseModel):
         if value is not None and value not in model_names():
             raise ValueError(f"unknown model {value!r}; choose one of: {', '.join(model_names())}")
         return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        return encoding_info(value).name
+
+    @field_validator("engine_format")
+    @classmethod
+    def _training_format(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from h2learn.snn.engine_numerics import parse_training_format
+
+        return str(parse_training_format(value))
+
+    @model_validator(mode="after")
+    def _encoding_fits_dataset(self) -> TrainConfig:
+        if self.encoding != "direct" and dataset_info(self.dataset).kind != "image":
+            raise ValueError(
+                f"{self.dataset} is an event dataset (its frames are events already); "
+                "spike encodings apply to image datasets, use encoding 'direct'"
+            )
+        return self
 
     def resolved_model(self) -> str:
         return self.model or dataset_info(self.dataset).default_model
@@ -88,6 +126,10 @@ class TrainConfig(BaseModel):
             overrides["alpha"] = self.alpha
         if self.v_th is not None:
             overrides["v_th"] = self.v_th
+        encoding = encoding_info(self.encoding)
+        if encoding.input_kind == "spikes":
+            overrides["input_kind"] = "spikes"
+            overrides["input_shape"] = encoded_shape(encoding.name, info.input_shape)
         return overrides
 
 
@@ -146,23 +188,54 @@ def to_time_major(x: torch.Tensor, model: SpikingNetwork) -> torch.Tensor:
     return x
 
 
+def encoded_input(
+    x: torch.Tensor,
+    model: SpikingNetwork,
+    encoding: str = "direct",
+    seed: int = 0,
+    stream: int = EVAL_STREAM,
+    indices: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The model's input for a batch ``x``: time-major, in the model's precision.
+
+    Spike encodings draw per sample from ``(seed, stream, indices)`` (the
+    samples' dataset indices; ``0..B-1`` when not given).
+    """
+    if encoding != "direct":
+        if indices is None:
+            indices = torch.arange(len(x))
+        generators = sample_generators(seed, stream, indices)
+        spikes = encode(x, encoding, model.spec.time_steps, generators)  # already [T, B, ...]
+        return spikes.to(next(model.parameters()).dtype)
+    return to_time_major(x, model)
+
+
 @torch.no_grad()
 def evaluate(
-    model: SpikingNetwork, data: TensorDataset, batch_size: int = 256, world: World | None = None
+    model: SpikingNetwork | torch.nn.Module,
+    data: TensorDataset,
+    batch_size: int = 256,
+    world: World | None = None,
+    encoding: str = "direct",
+    seed: int = 0,
 ) -> float:
     """Top-1 accuracy (a fraction) of ``model`` on ``data``.
 
     In a multi-process ``world`` each process evaluates its share of the
-    samples and the counts are summed.
+    samples and the counts are summed.  ``encoding`` and ``seed`` turn images
+    into spikes as in training (evaluation draws from its own stream).
+    ``model`` may be a wrapper (engine numerics) with the network as ``.network``.
     """
     world = world or World()
+    network = getattr(model, "network", model)
     model.eval()
     correct = 0
-    indices = world.shard(torch.arange(len(data))) if world.distributed else None
-    for start in range(0, len(data) if indices is None else len(indices), batch_size):
-        batch = slice(start, start + batch_size)
-        x, y = data[batch] if indices is None else data[indices[batch]]
-        correct += (model(to_time_major(x, model)).argmax(1) == y).sum().item()
+    indices = world.shard(torch.arange(len(data))) if world.distributed else torch.arange(len(data))
+    for start in range(0, len(indices), batch_size):
+        rows = indices[start : start + batch_size]
+        x, y = data[rows]
+        inputs = encoded_input(x, network, encoding, seed, EVAL_STREAM, rows)
+        correct += (model(inputs).argmax(1) == y).sum().item()
     model.train()
     (correct,) = world.sum([correct])
     return correct / max(len(data), 1)
@@ -229,6 +302,7 @@ def load_model(path: Path) -> SpikingNetwork:
 
 
 ProgressHook = Callable[[int, int, int, float], None]  # epoch, step, steps, loss
+EpochHook = Callable[[int, SpikingNetwork, float], None]  # epoch (0-based), model, test accuracy
 
 
 def train(
@@ -237,6 +311,7 @@ def train(
     resume: bool = False,
     progress: ProgressHook | None = None,
     log: Callable[[str], None] = lambda message: None,
+    epoch_end: EpochHook | None = None,
 ) -> dict[str, Any]:
     """Train per ``config``, writing ``metrics.json`` and a checkpoint each epoch to ``out_dir``.
 
@@ -245,22 +320,33 @@ def train(
     ``torchrun``, the processes train together (data parallel, same result);
     only rank 0 writes files, logs and reports progress.  Freed memory is kept
     for reuse between steps (:func:`~h2learn.snn.allocator.reuse_freed_memory`).
+    ``epoch_end(epoch, model, test_accuracy)`` runs on rank 0 after each
+    epoch's evaluation and before its checkpoint (so a run interrupted in
+    between redoes the epoch and calls it again); it must leave the model and
+    the random state as it found them (:mod:`h2learn.workload.characterize`
+    records traces there).
     """
     reuse_freed_memory()
     with process_world() as world:
         if not world.is_main:
-            progress, log = None, lambda message: None
-        return _train(config, Path(out_dir), resume, progress, log, world)
+            progress, log, epoch_end = None, lambda message: None, None
+        hooks = _Hooks(progress, log, epoch_end)
+        return _train(config, Path(out_dir), resume, hooks, world)
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """What the caller observes of a run: step progress, log lines, the end of each epoch."""
+
+    progress: ProgressHook | None
+    log: Callable[[str], None]
+    epoch_end: EpochHook | None
 
 
 def _train(
-    config: TrainConfig,
-    out_dir: Path,
-    resume: bool,
-    progress: ProgressHook | None,
-    log: Callable[[str], None],
-    world: World,
+    config: TrainConfig, out_dir: Path, resume: bool, hooks: _Hooks, world: World
 ) -> dict[str, Any]:
+    progress, log = hooks.progress, hooks.log
     train_set = load_dataset(
         config.dataset, "train", config.data_dir, _time_steps(config), config.limit_train
     )
@@ -268,7 +354,8 @@ def _train(
         config.dataset, "test", config.data_dir, _time_steps(config), config.limit_test
     )
     model = build_model(config)
-    stepper = data_parallel(model, world)
+    stepper = _stepper(config, model, world)
+    evaluated = model if config.engine_format is None else stepper
     optimizer = make_optimizer(config, model)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
@@ -306,7 +393,9 @@ def _train(
         )
         seconds = time.perf_counter() - began
         elapsed += seconds
-        test_acc = evaluate(model, test_set, world=world)
+        test_acc = evaluate(
+            evaluated, test_set, world=world, encoding=config.encoding, seed=config.seed
+        )
         history.append(
             {
                 "epoch": epoch + 1,
@@ -320,6 +409,8 @@ def _train(
             f"epoch {epoch + 1}/{config.epochs}: loss {train_loss:.4f}, "
             f"train {train_acc:.2%}, test {test_acc:.2%} ({seconds:.1f} s)"
         )
+        if hooks.epoch_end is not None:
+            hooks.epoch_end(epoch, model, test_acc)
         if world.is_main:
             _save_epoch(
                 checkpoint_path, config, model, optimizer, scheduler, epoch, history, elapsed, world
@@ -327,6 +418,20 @@ def _train(
         world.barrier()  # the checkpoint exists before any process moves on
     metrics = _metrics(config, model, history, elapsed, world)
     return metrics
+
+
+def _stepper(config: TrainConfig, model: SpikingNetwork, world: World) -> torch.nn.Module:
+    """What computes a training step: the model (DDP-wrapped when distributed), or the
+    engine-numerics wrapper when ``engine_format`` is set (one process only)."""
+    if config.engine_format is None:
+        return data_parallel(model, world)
+    if world.distributed:
+        raise H2LearnError(
+            "training in an engine format runs in one process; launch it without torchrun"
+        )
+    from h2learn.snn.engine_numerics import EngineNumerics
+
+    return EngineNumerics(model, config.engine_format)
 
 
 def _save_epoch(
@@ -396,11 +501,13 @@ def _train_epoch(
     augment_generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_001)
     total_loss, correct, seen = 0.0, 0, 0
     for step, batch in enumerate(batches):
-        x, y = data[world.shard(batch)]
+        rows = world.shard(batch)
+        x, y = data[rows]
         if config.augment:  # drawn for the global batch, applied to this process's share
             choices = augment.draw(len(batch), augment_generator)
             x = augment.apply(x, choices.select(world.shard(torch.arange(len(batch)))))
-        rate = stepper(to_time_major(x, model))
+        inputs = encoded_input(x, model, config.encoding, config.seed, epoch + 1, rows)
+        rate = stepper(inputs)
         loss_sum = summed_loss(rate, y, config.loss)
         # one collective before backward: every process sees the global loss, so
         # all of them stop together on a NaN instead of leaving peers waiting

@@ -6,7 +6,9 @@ Densities are fractions of non-zero entries, per weighted layer and time step:
 dL/d(current), zero wherever the mask is and the carry from t+1 are zero),
 ``du_psum`` (dL/d(psum), what the Backward and Weight Update Engines consume;
 batch norm's backward makes it dense even where ``du`` is sparse) and
-``lower_mask`` (the Backward Engine's output sparsity).
+``lower_mask`` (the Backward Engine's output sparsity).  ``encoding`` and
+``input_kind`` say what the first layer's input is: analog pixels or event
+counts, or binary spikes of a spike encoding (then ``input`` is a spike density).
 """
 
 from __future__ import annotations
@@ -54,5 +56,8 @@ def trace_stats(trace: Trace) -> dict[str, Any]:
         "time_steps": trace.time_steps,
         "batch_size": trace.batch_size,
         "source": trace.meta.get("source", {}),
+        # how the images became the input (h2learn.snn.encoding); traces without it: direct
+        "encoding": trace.meta.get("source", {}).get("encoding", "direct"),
+        "input_kind": trace.spec.input_kind,
         "layers": layers,
     }
