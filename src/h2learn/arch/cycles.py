@@ -1,6 +1,6 @@
 """Cycles of one engine task: compute (with load imbalance), table builds, buffer and DRAM stalls.
 
-Hardware behaviour [ours; the mappings are described in :mod:`h2learn.arch.activity`]:
+Hardware behaviour [ours; the mappings are in :mod:`h2learn.arch.mapping`]:
 
 * **LUT engines** (Forward and Weight Update Engine): a task runs in
   ``passes = ceil(O / pe_count)`` passes over the output channels.  In a pass
@@ -26,10 +26,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from h2learn.arch.activity import TaskActivity
+from h2learn.arch.activity.tasks import ElementwiseWork, LutWork, MacWork, TaskActivity
 from h2learn.arch.config import HardwareConfig
-from h2learn.arch.cost import BUFFERS
 from h2learn.arch.memory import dram_cycles
+from h2learn.arch.names import BUFFERS, Action, buffer_config
 
 
 @dataclass(frozen=True)
@@ -62,41 +62,41 @@ class TaskCycles:
         }
 
 
-def lut_cycles(work: Mapping[str, float]) -> tuple[float, float]:
+def lut_cycles(work: LutWork) -> tuple[float, float]:
     """``(compute, table_build)`` cycles of a LUT-engine task from its mapping statistics."""
-    passes = work["passes"]
-    build = passes * work["tables_per_lane"] * work["table_entries"]
-    lookups = passes * work["lane_work_max"]
-    merges = passes * math.ceil(work.get("merge_words", 0.0) / work["lanes"])
+    passes = work.passes
+    build = passes * work.tables_per_lane * work.table_entries
+    lookups = passes * work.lane_work_max
+    merges = passes * math.ceil(work.merge_words / work.lanes)
     return build + lookups + merges, build
 
 
-def mac_cycles(work: Mapping[str, float]) -> float:
+def mac_cycles(work: MacWork) -> float:
     """Cycles of a MAC-array task: the busiest unit's MACs."""
-    return float(work["unit_work_max"])
+    return float(work.unit_work_max)
 
 
-def elementwise_cycles(work: Mapping[str, float], config: HardwareConfig) -> float:
+def elementwise_cycles(work: ElementwiseWork, config: HardwareConfig) -> float:
     """Cycles of an element-wise task: element passes over the lanes."""
-    return math.ceil(work.get("element_passes", 0.0) / config.elementwise.lanes)
+    return math.ceil(work.element_passes / config.elementwise.lanes)
 
 
 def compute_cycles(task: TaskActivity, config: HardwareConfig) -> tuple[float, float]:
     """``(compute, table_build)`` cycles of ``task`` on its engine."""
-    if task.kind == "lut":
-        return lut_cycles(task.work)
-    if task.kind == "mac":
-        return mac_cycles(task.work), 0.0
-    return float(elementwise_cycles(task.work, config)), 0.0
+    work = task.work
+    if isinstance(work, LutWork):
+        return lut_cycles(work)
+    if isinstance(work, MacWork):
+        return mac_cycles(work), 0.0
+    return float(elementwise_cycles(work, config)), 0.0
 
 
 def buffer_cycles(actions: Mapping[tuple[str, str], float], config: HardwareConfig) -> float:
     """Cycles the busiest global buffer needs for the task's accesses (all banks in parallel)."""
     busiest = 0.0
     for name in BUFFERS:
-        accesses = actions.get((name, "read"), 0.0) + actions.get((name, "write"), 0.0)
-        banks = getattr(config.buffers, name.removesuffix("_buffer")).banks
-        busiest = max(busiest, accesses / banks)
+        accesses = actions.get((name, Action.READ), 0.0) + actions.get((name, Action.WRITE), 0.0)
+        busiest = max(busiest, accesses / buffer_config(config, name).banks)
     return busiest
 
 

@@ -44,22 +44,24 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from h2learn.arch.activity import TaskActivity, layer_major, parameter_count
+from h2learn.arch.activity.elementwise import parameter_count
+from h2learn.arch.activity.tasks import TaskActivity
 from h2learn.arch.config import HardwareConfig
+from h2learn.arch.mapping import layer_major
+from h2learn.arch.names import DRAM, Action, Buffer, Phase, TaskKey, buffer_config
+from h2learn.graph import producer
 from h2learn.spec import LayerSpec, NetworkSpec
 
-CLASS_BUFFER: dict[str, str] = {
-    "weights": "weight_buffer",
-    "weight_gradients": "gradient_buffer",
-    "state_words": "membrane_buffer",
-    "state_bits": "activation_buffer",
-    "gradients": "gradient_buffer",
-    "network_input": "activation_buffer",
-    "optimizer_state": "weight_buffer",
+CLASS_BUFFER: dict[str, Buffer] = {
+    "weights": Buffer.WEIGHT,
+    "weight_gradients": Buffer.GRADIENT,
+    "state_words": Buffer.MEMBRANE,
+    "state_bits": Buffer.ACTIVATION,
+    "gradients": Buffer.GRADIENT,
+    "network_input": Buffer.ACTIVATION,
+    "optimizer_state": Buffer.WEIGHT,
 }
 """The buffer each data class is staged through on its way to or from DRAM."""
-
-TaskKey = tuple[int, str, int]
 
 
 @dataclass(frozen=True)
@@ -151,13 +153,6 @@ def footprint(layer: LayerSpec, index: int, spec: NetworkSpec, word_bits: int) -
     )
 
 
-def _producer_index(spec: NetworkSpec, index: int) -> int:
-    source = spec.layers[index].source
-    while source >= 0 and not spec.layers[source].weighted:
-        source = spec.layers[source].source
-    return source
-
-
 def _greedy_residency(needs: list[tuple[str, float]], capacity: float) -> dict[str, float]:
     """Spilled fraction per item, giving capacity to the items in order until it runs out."""
     spilled: dict[str, float] = {}
@@ -198,7 +193,7 @@ class _Planner:
         )
 
     def _capacity(self, name: str) -> float:
-        return getattr(self.config.buffers, name).size_bytes
+        return buffer_config(self.config, name).size_bytes
 
     # -- weights -------------------------------------------------------------------------------
 
@@ -216,14 +211,14 @@ class _Planner:
         if resident:
             return
         for index, fp in self.footprints.items():
-            for phase in ("forward", "backward"):
+            for phase in (Phase.FORWARD, Phase.BACKWARD):
                 for n, task in enumerate(self._tasks(index, phase)):
                     if self.major:
                         moved = fp.weight_bytes if n == 0 else max(0.0, fp.weight_bytes - capacity)
                     else:
                         moved = fp.weight_bytes * (1 - fraction)
                     self.plan.add(task.key, "weights", "read", moved)
-        key = (-1, "optimizer", 0)
+        key = TaskKey.optimizer()
         self.plan.add(key, "weights", "read", total * (1 - fraction))
         self.plan.add(key, "weights", "write", total * (1 - fraction))
 
@@ -231,8 +226,8 @@ class _Planner:
 
     def _do_live(self, index: int) -> float:
         """Bytes of ``do`` (this layer's input gradient) alive until the layer below consumes it."""
-        producer = _producer_index(self.spec, index)
-        batch_wide = self.major and producer >= 0 and self.spec.layers[producer].batch_norm
+        source = producer(self.spec, index)[0]
+        batch_wide = self.major and source >= 0 and self.spec.layers[source].batch_norm
         samples = self.batch if batch_wide else self.config.schedule.micro_batch
         return min(samples, self.batch) * self.footprints[index].do_bytes
 
@@ -274,11 +269,11 @@ class _Planner:
             "weight_gradients_spilled_bytes": spilled_dw,
         }
         if self.major or spilled_dw:
-            self.plan.add((-1, "optimizer", 0), "weight_gradients", "read", total_dw)
+            self.plan.add(TaskKey.optimizer(), "weight_gradients", "read", total_dw)
 
     def _dw_traffic(self, index: int, fp: LayerFootprint, kept: float) -> None:
         """Read-modify-write of the non-resident dW in every update task; final write-out."""
-        tasks = self._tasks(index, "update")
+        tasks = self._tasks(index, Phase.UPDATE)
         excess = fp.weight_bytes - kept
         for n, task in enumerate(tasks):
             self.plan.add(task.key, "weight_gradients", "write", excess)
@@ -292,18 +287,18 @@ class _Planner:
         do = self._do_live(index)
         spill_do = max(0.0, do - do_room) / do if do else 0.0
         spill_du = max(0.0, du - capacity) / du if du else 0.0
-        producer = _producer_index(self.spec, index)
-        for task in self._tasks(index, "backward"):
+        source = producer(self.spec, index)[0]
+        for task in self._tasks(index, Phase.BACKWARD):
             moved = task.samples * fp.do_bytes * spill_do
             self.plan.add(task.key, "gradients", "write", moved)
-            if producer >= 0:
-                key = (producer, "backward_elementwise", task.micro_batch)
+            if source >= 0:
+                key = TaskKey(source, Phase.BACKWARD_ELEMENTWISE, task.micro_batch)
                 self.plan.add(key, "gradients", "read", moved)
-        for task in self._tasks(index, "backward_elementwise"):
+        for task in self._tasks(index, Phase.BACKWARD_ELEMENTWISE):
             moved = task.samples * fp.du_bytes * spill_du
             self.plan.add(task.key, "gradients", "write", moved)
-            for phase in ("backward", "update"):
-                self.plan.add((index, phase, task.micro_batch), "gradients", "read", moved)
+            for phase in (Phase.BACKWARD, Phase.UPDATE):
+                self.plan.add(TaskKey(index, phase, task.micro_batch), "gradients", "read", moved)
 
     # -- BPTT state -----------------------------------------------------------------------------
 
@@ -330,29 +325,29 @@ class _Planner:
     def _state_traffic(self, index, fp: LayerFootprint, words: float, bits: float, all_bits):
         layer = self.spec.layers[index]
         psum = self.spec.time_steps * layer.neurons * self.config.word_bits / 8
-        for task in self._tasks(index, "forward_elementwise"):
+        for task in self._tasks(index, Phase.FORWARD_ELEMENTWISE):
             self.plan.add(
                 task.key, "state_words", "write", task.samples * fp.state_word_bytes * words
             )
             self.plan.add(task.key, "state_bits", "write", task.samples * fp.state_bit_bytes * bits)
             if layer.batch_norm:  # the normalisation pass reads the spilled batch-norm input
                 self.plan.add(task.key, "state_words", "read", task.samples * psum * words)
-        for task in self._tasks(index, "backward_elementwise"):
+        for task in self._tasks(index, Phase.BACKWARD_ELEMENTWISE):
             self.plan.add(
                 task.key, "state_words", "read", task.samples * fp.state_word_bytes * words
             )
             self.plan.add(task.key, "state_bits", "read", task.samples * fp.state_bit_bytes * bits)
-        producer = _producer_index(self.spec, index)
-        if producer < 0 or not layer.binary_input:
+        source = producer(self.spec, index)[0]
+        if source < 0 or not layer.binary_input:
             return
-        spilled = all_bits[self.footprints[producer].name]
-        readers = ["update"] + (["forward"] if self.major else [])
+        spilled = all_bits[self.footprints[source].name]
+        readers = [Phase.UPDATE] + ([Phase.FORWARD] if self.major else [])
         for phase in readers:  # the input spikes, for the FE (layer order) and the WUE
             for task in self._tasks(index, phase):
                 self.plan.add(
                     task.key, "state_bits", "read", task.samples * fp.input_bit_bytes * spilled
                 )
-        for task in self._tasks(index, "backward"):  # the lower mask bits
+        for task in self._tasks(index, Phase.BACKWARD):  # the lower mask bits
             self.plan.add(
                 task.key, "state_bits", "read", task.samples * fp.input_bit_bytes * spilled
             )
@@ -363,7 +358,7 @@ class _Planner:
         for index, fp in self.footprints.items():
             if not fp.network_input_bytes:
                 continue
-            for phase in ("forward", "update"):
+            for phase in (Phase.FORWARD, Phase.UPDATE):
                 for task in self._tasks(index, phase):
                     self.plan.add(
                         task.key, "network_input", "read", task.samples * fp.network_input_bytes
@@ -373,8 +368,8 @@ class _Planner:
         if self.config.schedule.optimizer != "adam":
             return
         moments = 2 * parameter_count(self.spec) * self.config.word_bits / 8
-        self.plan.add((-1, "optimizer", 0), "optimizer_state", "read", moments)
-        self.plan.add((-1, "optimizer", 0), "optimizer_state", "write", moments)
+        self.plan.add(TaskKey.optimizer(), "optimizer_state", "read", moments)
+        self.plan.add(TaskKey.optimizer(), "optimizer_state", "write", moments)
 
     def build(self) -> MemoryPlan:
         self.weights()
@@ -409,12 +404,12 @@ def staging_actions(plan: MemoryPlan, key: TaskKey, config: HardwareConfig) -> d
     actions: dict[tuple[str, str], float] = {}
     for data_class, moved in plan.traffic.get(key, {}).items():
         buffer = CLASS_BUFFER[data_class]
-        width = getattr(config.buffers, buffer.removesuffix("_buffer")).width_bits
-        for direction, staged in (("read", "write"), ("write", "read")):
+        width = buffer_config(config, buffer).width_bits
+        for direction, staged in ((Action.READ, Action.WRITE), (Action.WRITE, Action.READ)):
             bits = moved[direction] * 8
             if not bits:
                 continue
-            dram = ("dram", direction)
+            dram = (DRAM, direction)
             actions[dram] = actions.get(dram, 0.0) + bits
             stage = (buffer, staged)
             actions[stage] = actions.get(stage, 0.0) + bits / width

@@ -32,12 +32,12 @@ import heapq
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from h2learn.arch.activity import TaskActivity, layer_major
+from h2learn.arch.activity.tasks import TaskActivity
 from h2learn.arch.config import HardwareConfig
+from h2learn.arch.mapping import layer_major
+from h2learn.arch.names import Phase, TaskKey
+from h2learn.graph import consumers, residual_users
 from h2learn.spec import NetworkSpec
-
-TaskKey = tuple[int, str, int]
-LOSS, OPTIMIZER = -1, -1
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,6 @@ class Schedule:
     makespan: float
     busy: dict[str, float]
 
-    def utilization(self) -> dict[str, float]:
-        """Fraction of the makespan each engine is busy."""
-        if self.makespan <= 0:
-            return dict.fromkeys(self.busy, 0.0)
-        return {engine: busy / self.makespan for engine, busy in self.busy.items()}
-
 
 class TaskGraph:
     """Dependencies and the issue order of the tasks of one iteration."""
@@ -76,14 +70,10 @@ class TaskGraph:
     def __init__(self, spec: NetworkSpec, tasks: list[TaskActivity], config: HardwareConfig):
         self.spec = spec
         self.tasks = {task.key: task for task in tasks}
-        self.micro = sorted({t.micro_batch for t in tasks if t.phase != "optimizer"})
+        self.micro = sorted({t.micro_batch for t in tasks if t.phase != Phase.OPTIMIZER})
         self.batch_stats = layer_major(spec, config)
-        self.consumers: dict[int, list[int]] = {}
-        self.residual_users: dict[int, list[int]] = {}
-        for index, layer in enumerate(spec.layers):
-            self.consumers.setdefault(layer.source, []).append(index)
-            if layer.residual is not None:
-                self.residual_users.setdefault(layer.residual, []).append(index)
+        self.consumers = consumers(spec)
+        self.residual_users = residual_users(spec)
         self._producers: dict[tuple[int, int], list[TaskKey]] = {}
         self.deps = {key: self._dependencies(key) for key in self.tasks}
         self.order = self._order()
@@ -97,15 +87,16 @@ class TaskGraph:
         layer = self.spec.layers[index]
         if layer.kind == "flatten":
             return self._output_task(layer.source, mb)
-        phase = "forward_elementwise"
-        return [(index, phase, mb)] if (index, phase, mb) in self.tasks else []
+        key = TaskKey(index, Phase.FORWARD_ELEMENTWISE, mb)
+        return [key] if key in self.tasks else []
 
     def _batch_wide(self, index: int) -> bool:
         return self.batch_stats and self.spec.layers[index].batch_norm
 
     def _all(self, index: int, phase: str, mb: int, batch_wide: bool) -> list[TaskKey]:
         samples = self.micro if batch_wide else [mb]
-        return [(index, phase, m) for m in samples if (index, phase, m) in self.tasks]
+        keys = (TaskKey(index, phase, m) for m in samples)
+        return [key for key in keys if key in self.tasks]
 
     # -- backward ------------------------------------------------------------------------------
 
@@ -119,55 +110,56 @@ class TaskGraph:
         keys: list[TaskKey] = []
         for consumer in self.consumers.get(index, []):
             layer = self.spec.layers[consumer]
+            backward = TaskKey(consumer, Phase.BACKWARD, mb)
+            elementwise = TaskKey(consumer, Phase.BACKWARD_ELEMENTWISE, mb)
             if layer.kind == "flatten":
                 keys += self._gradient_producers(consumer, mb)
-            elif layer.weighted and (consumer, "backward", mb) in self.tasks:
-                keys.append((consumer, "backward", mb))
-            elif (consumer, "backward_elementwise", mb) in self.tasks and not layer.weighted:
-                keys.append((consumer, "backward_elementwise", mb))
+            elif layer.weighted and backward in self.tasks:
+                keys.append(backward)
+            elif elementwise in self.tasks and not layer.weighted:
+                keys.append(elementwise)
         for user in self.residual_users.get(index, []):
-            keys.append((user, "backward_elementwise", mb))
+            keys.append(TaskKey(user, Phase.BACKWARD_ELEMENTWISE, mb))
         if index == len(self.spec.layers) - 1:
-            keys.append((LOSS, "loss", mb))
+            keys.append(TaskKey.loss(mb))
         return keys
 
     def _dependencies(self, key: TaskKey) -> list[TaskKey]:
         index, phase, mb = key
-        if phase == "optimizer":
-            return [k for k in self.tasks if k[1] == "update"]
-        if phase == "loss":
+        if phase == Phase.OPTIMIZER:
+            return [k for k in self.tasks if k[1] == Phase.UPDATE]
+        if phase == Phase.LOSS:
             return self._output_task(len(self.spec.layers) - 1, mb)
         layer = self.spec.layers[index]
-        if phase == "forward":
+        if phase == Phase.FORWARD:
             return self._output_task(layer.source, mb)
-        if phase == "forward_elementwise":
+        if phase == Phase.FORWARD_ELEMENTWISE:
             if not layer.weighted:
                 return self._output_task(layer.source, mb)
-            deps = self._all(index, "forward", mb, self._batch_wide(index))
+            deps = self._all(index, Phase.FORWARD, mb, self._batch_wide(index))
             if layer.residual is not None:
                 deps += self._output_task(layer.residual, mb)
             return deps
-        if phase == "backward_elementwise":
+        if phase == Phase.BACKWARD_ELEMENTWISE:
             samples = self.micro if (layer.weighted and self._batch_wide(index)) else [mb]
             deps = [k for m in samples for k in self._gradient_producers(index, m)]
-            return deps + [(index, "forward_elementwise", mb)]
-        return [(index, "backward_elementwise", mb)]  # backward, update
+            return deps + [TaskKey(index, Phase.FORWARD_ELEMENTWISE, mb)]
+        return [TaskKey(index, Phase.BACKWARD_ELEMENTWISE, mb)]  # backward, update
 
     # -- issue order ----------------------------------------------------------------------------
 
     def _forward_keys(self, index: int, mbs: list[int]) -> list[TaskKey]:
         layer = self.spec.layers[index]
+        fwd, ew = Phase.FORWARD, Phase.FORWARD_ELEMENTWISE
         if not layer.weighted:
-            return [(index, "forward_elementwise", m) for m in mbs]
+            return [TaskKey(index, ew, m) for m in mbs]
         if self._batch_wide(index):
-            return [(index, "forward", m) for m in mbs] + [
-                (index, "forward_elementwise", m) for m in mbs
-            ]
-        return [k for m in mbs for k in ((index, "forward", m), (index, "forward_elementwise", m))]
+            return [TaskKey(index, fwd, m) for m in mbs] + [TaskKey(index, ew, m) for m in mbs]
+        return [TaskKey(index, phase, m) for m in mbs for phase in (fwd, ew)]
 
     def _backward_keys(self, index: int, mbs: list[int]) -> list[TaskKey]:
-        phases = ("backward_elementwise", "backward", "update")
-        return [(index, phase, m) for m in mbs for phase in phases]
+        phases = (Phase.BACKWARD_ELEMENTWISE, Phase.BACKWARD, Phase.UPDATE)
+        return [TaskKey(index, phase, m) for m in mbs for phase in phases]
 
     def _order(self) -> list[TaskKey]:
         """Priority order: layer by layer (batch statistics) or sample by sample.
@@ -181,10 +173,10 @@ class TaskGraph:
         for mbs in groups:
             for index in layers:
                 keys += self._forward_keys(index, mbs)
-            keys += [(LOSS, "loss", m) for m in mbs]
+            keys += [TaskKey.loss(m) for m in mbs]
             for index in reversed(layers):
                 keys += self._backward_keys(index, mbs)
-        keys.append((OPTIMIZER, "optimizer", 0))
+        keys.append(TaskKey.optimizer())
         return [key for key in keys if key in self.tasks]
 
 

@@ -19,17 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from h2learn.arch.activity import (
-    ActionContext,
-    Activity,
-    activity_from_densities,
-    activity_from_trace,
-    task_actions,
-)
+from h2learn.arch.actions import ActionContext, task_actions
+from h2learn.arch.activity.builder import activity_from_densities, activity_from_trace
+from h2learn.arch.activity.tasks import Activity
 from h2learn.arch.config import SWITCHES, HardwareConfig, default_config
-from h2learn.arch.cost import CostTable, build_cost_table, category, price_actions
+from h2learn.arch.cost.table import CostTable, build_cost_table, price_actions
 from h2learn.arch.cycles import TaskCycles, task_cycles
 from h2learn.arch.memory import MemoryPlan, dram_cycles, plan_memory, staging_actions
+from h2learn.arch.names import Engine, TaskKey, category
 from h2learn.arch.pipeline import Schedule, TaskGraph, TimelineEntry, run_schedule
 from h2learn.errors import H2LearnError
 from h2learn.spec import NetworkSpec
@@ -62,7 +59,7 @@ class SimulationError(H2LearnError, ValueError):
 class TaskResult:
     """One task's cycles, actions and energy (the rows behind every breakdown)."""
 
-    key: tuple[int, str, int]
+    key: TaskKey
     layer: str
     phase: str
     engine: str
@@ -201,7 +198,7 @@ def evaluate_tasks(
     activity: Activity,
     config: HardwareConfig,
     table: CostTable,
-    mac_unit: str = "backward_engine",
+    mac_unit: str = Engine.BACKWARD,
 ) -> tuple[list[TaskResult], MemoryPlan]:
     """Actions, energy and cycles of every task (no scheduling).
 
@@ -313,7 +310,9 @@ def assemble(
 
 def h2learn_area_components(table: CostTable) -> dict[str, float]:
     """Area of H2Learn's components (everything in its table but a dense MAC array)."""
-    return {name: e.value for name, e in table.area.items() if not name.startswith("mac_array")}
+    return {
+        name: e.value for name, e in table.area.items() if not name.startswith(Engine.MAC_ARRAY)
+    }
 
 
 def evaluate(activity: Activity, config: HardwareConfig) -> SimResult:

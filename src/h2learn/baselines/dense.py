@@ -21,17 +21,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from h2learn.arch.activity import (
-    Activity,
-    ActivityBuilder,
-    dense_forward_counts,
-    dense_forward_work,
-    dense_update_counts,
-    dense_update_work,
-    expected_backward,
-)
+from h2learn.arch.activity.builder import ActivityBuilder
+from h2learn.arch.activity.dense import dense_task
+from h2learn.arch.activity.statistical import expected_backward
+from h2learn.arch.activity.tasks import Activity, MacWork
 from h2learn.arch.config import HardwareConfig, default_config
-from h2learn.arch.cost import CostTable, build_cost_table, mac_unit_area_mm2
+from h2learn.arch.cost.table import CostTable, build_cost_table, mac_unit_area_mm2
+from h2learn.arch.names import Buffer, Engine, Phase
 from h2learn.arch.simulate import (
     SimResult,
     SimulationError,
@@ -41,7 +37,8 @@ from h2learn.arch.simulate import (
 )
 from h2learn.spec import LayerSpec, NetworkSpec
 
-MAC_ARRAY = "mac_array"
+MAC_ARRAY = Engine.MAC_ARRAY
+"""The dense design's one MAC array (its components are ``mac_array.<part>``)."""
 
 
 def _shared_area(table: CostTable) -> dict[str, float]:
@@ -49,7 +46,7 @@ def _shared_area(table: CostTable) -> dict[str, float]:
     return {
         name: entry.value
         for name, entry in table.area.items()
-        if name.startswith("elementwise") or name.endswith("_buffer")
+        if name.startswith(Engine.ELEMENTWISE) or name in tuple(Buffer)
     }
 
 
@@ -117,26 +114,33 @@ class DenseResult:
         }
 
 
-class _DenseProvider:
-    """Dense counts and balanced loads on ``units`` MAC units (no sparsity of any kind)."""
+class DenseProvider:
+    """A :class:`~h2learn.arch.activity.builder.CountProvider` for the dense design.
+
+    Dense counts and balanced loads on ``units`` MAC units, no sparsity of
+    any kind.  Spikes stay one bit each in the buffers, so forward and update
+    tasks on binary inputs record ``binary_input`` in their work.
+    """
 
     def __init__(self, config: HardwareConfig, steps: int, units: int):
         self.config = config.with_switches(input_sparsity=False, output_sparsity=False)
         self.steps, self.units = steps, units
 
-    def forward(self, index: int, layer: LayerSpec, start: int, stop: int):
+    def forward(
+        self, index: int, layer: LayerSpec, start: int, stop: int
+    ) -> tuple[dict[str, float], MacWork]:
         steps = self.steps * (stop - start)
-        work = dense_forward_work(layer, steps, self.units)
-        work["binary_input"] = float(layer.binary_input)
-        return dense_forward_counts(layer, steps), work
+        return dense_task(Phase.FORWARD, layer, steps, self.units, layer.binary_input)
 
-    def update(self, index: int, layer: LayerSpec, start: int, stop: int):
+    def update(
+        self, index: int, layer: LayerSpec, start: int, stop: int
+    ) -> tuple[dict[str, float], MacWork]:
         steps = self.steps * (stop - start)
-        work = dense_update_work(layer, steps, self.units)
-        work["binary_input"] = float(layer.binary_input)
-        return dense_update_counts(layer, steps), work
+        return dense_task(Phase.UPDATE, layer, steps, self.units, layer.binary_input)
 
-    def backward(self, index: int, layer: LayerSpec, start: int, stop: int):
+    def backward(
+        self, index: int, layer: LayerSpec, start: int, stop: int
+    ) -> tuple[dict[str, float], MacWork]:
         steps = self.steps * (stop - start)
         return expected_backward(layer, self.config, steps, 1.0, None, units=self.units)
 
@@ -144,7 +148,7 @@ class _DenseProvider:
 def dense_activity(spec: NetworkSpec, config: HardwareConfig, units: int) -> Activity:
     """Every task of one iteration on the dense design (counts are data-independent)."""
     builder = ActivityBuilder(spec, config, spec.batch_size, spec.time_steps, mac_array=MAC_ARRAY)
-    tasks = builder.build(_DenseProvider(config, spec.time_steps, units))
+    tasks = builder.build(DenseProvider(config, spec.time_steps, units))
     return Activity(
         spec, spec.batch_size, spec.time_steps, config.schedule.micro_batch, "dense", tasks
     )

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from h2learn.errors import H2LearnError
+from h2learn.graph import route
 from h2learn.snn.models import SpikingNetwork
 from h2learn.snn.neuron import lif, lif_states
 from h2learn.spec import LayerSpec, NetworkSpec, SpecError
@@ -84,18 +85,11 @@ def _pooled_mask(mask: torch.Tensor, layer: LayerSpec) -> torch.Tensor:
 
 def _lower_masks(spec: NetworkSpec, masks: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
     """For each layer, the mask of the neurons whose values it receives (None: all needed)."""
-    routed: list[torch.Tensor | None] = []
-    for layer, own in zip(spec.layers, masks, strict=True):
-        if layer.weighted:
-            routed.append(own)
-        elif layer.source < 0 or routed[layer.source] is None:
-            routed.append(None)
-        elif layer.kind == "flatten":
-            source = routed[layer.source]
-            routed.append(source.flatten(2))
-        else:
-            routed.append(_pooled_mask(routed[layer.source], layer))
-    return routed
+
+    def through(layer: LayerSpec, mask: torch.Tensor) -> torch.Tensor:
+        return mask.flatten(2) if layer.kind == "flatten" else _pooled_mask(mask, layer)
+
+    return route(spec, masks, through)
 
 
 def _forward(model: SpikingNetwork, x: torch.Tensor):

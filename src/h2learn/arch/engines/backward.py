@@ -29,7 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from h2learn.arch.engines.counts import (
+from h2learn.arch.engines.common import (
     BACKWARD_COUNT_KEYS,
     EngineError,
     EngineResult,
@@ -157,8 +157,9 @@ def connections(indicator: torch.Tensor, layer: LayerSpec) -> torch.Tensor:
     of ``W^T (*) du`` at that position, so this is the Backward Engine's MAC
     count per lower element before output sparsity (fc layers: ``[n, 1, 1, 1]``).
 
-    Public because :mod:`h2learn.arch.activity` counts the MACs of trace-mode
-    tasks with it, so the cost model and :func:`backward_counts` count alike.
+    Public because :mod:`h2learn.arch.activity` counts the links of trace-mode
+    tasks with it and turns them into counts with :func:`backward_counts_from_links`,
+    as :func:`backward_counts` does.
     """
     kernel, stride, padding, size = _geometry(layer)
     ones = torch.ones(1, 1, kernel, kernel, dtype=torch.float64)
@@ -191,22 +192,57 @@ def backward_counts(
     else:
         active = torch.full((n, 1, 1, 1), float(channels), dtype=torch.float64)
     dense = channels * n * all_links.sum()
-    skipped_output = ((channels - active) * all_links).sum()
     done_links = nonzero_links if input_sparsity else all_links
-    done = (active * done_links).sum()
-    skipped_input = (active * (all_links - nonzero_links)).sum() if input_sparsity else 0.0
-    lower_elements = n * math.prod(layer.in_shape)
-    grad_words = int(nonzero_du.sum()) if input_sparsity else nonzero_du.numel()
     masked = output_sparsity and lower_mask is not None
-    return make_counts(
-        ENGINE,
-        BACKWARD_COUNT_KEYS,
-        macs_done=done,
-        macs_dense=dense,
-        macs_skipped_input=skipped_input,
-        macs_skipped_output=skipped_output,
-        weight_reads=done,
-        grad_reads=grad_words,
-        mask_reads=lower_elements if masked else 0,
-        output_writes=active.sum() if masked else lower_elements,
+    totals = backward_counts_from_links(
+        macs_dense=float(dense),
+        macs_active=float((active * all_links).sum()),
+        macs_done=float((active * done_links).sum()),
+        grads=nonzero_du.numel(),
+        nonzero_grads=int(nonzero_du.sum()),
+        lower_elements=n * math.prod(layer.in_shape),
+        active_elements=float(active.sum()),
+        input_sparsity=input_sparsity,
+        masked=masked,
     )
+    return make_counts(ENGINE, BACKWARD_COUNT_KEYS, **totals)
+
+
+def backward_counts_from_links(
+    *,
+    macs_dense: float,
+    macs_active: float,
+    macs_done: float,
+    grads: float,
+    nonzero_grads: float,
+    lower_elements: float,
+    active_elements: float,
+    input_sparsity: bool,
+    masked: bool,
+) -> dict[str, float]:
+    """The Backward Engine's counts from its link totals (data-free; exact or expected).
+
+    ``macs_dense``: all ``(lower element, output channel, tap)`` links;
+    ``macs_active``: those of lower elements whose mask is set (all of them
+    unless ``masked``); ``macs_done``: active links to a non-zero ``du``
+    (with ``input_sparsity``, else all active links).  ``grads`` /
+    ``nonzero_grads``: ``du`` words in all / non-zero; ``lower_elements`` /
+    ``active_elements``: lower-layer elements in all / with the mask set.
+
+    A MAC skipped for both reasons counts as skipped for the output; one
+    weight read per MAC done; ``du`` fetched compressed (non-zeros only) with
+    input sparsity; one mask bit read per lower element and ``do`` written
+    only where the mask is set with output sparsity.  Floats, because
+    statistical mode passes expected totals; :func:`backward_counts` passes
+    exact ones.
+    """
+    return {
+        "macs_done": macs_done,
+        "macs_dense": macs_dense,
+        "macs_skipped_input": macs_active - macs_done if input_sparsity else 0.0,
+        "macs_skipped_output": macs_dense - macs_active,
+        "weight_reads": macs_done,
+        "grad_reads": nonzero_grads if input_sparsity else grads,
+        "mask_reads": lower_elements if masked else 0.0,
+        "output_writes": active_elements if masked else lower_elements,
+    }

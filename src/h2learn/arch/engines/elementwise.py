@@ -1,62 +1,64 @@
-"""Element-wise units: LIF neurons (forward and BPTT backward), batch norm, pooling, loss.
+"""Element-wise units: batch norm, pooling, loss, bias, residual and optimizer (and LIF).
 
-Each function is the functional model of one hardware unit and returns an
-:class:`EngineResult` with exact operation and access counts.  The paper says
-nothing about these units; everything here is [ours], chosen to match the
-equations of SYSTEM.md section 1 and :mod:`h2learn.snn.neuron`.
+Each ``*_unit``/``batchnorm_*``/``pool_*`` function is the functional model of
+one hardware unit and returns an :class:`EngineResult` with exact operation
+and access counts; each has a data-free ``*_counts`` function (below) that the
+unit and :mod:`h2learn.arch.activity` both call.  Units without a functional
+model (bias, residual add, optimizer step) have a count function only.  The
+paper says nothing about these units; everything here is [ours], chosen to
+match the equations of SYSTEM.md section 1.  The LIF units live in
+:mod:`h2learn.arch.engines.lif` and are re-exported here.
 
-Arithmetic
-----------
-* LIF units run in the datapath format op by op (:class:`Datapath`): floating
-  formats round every product and add to the dtype; fixed point keeps stored
-  integers, rounds each product back to ``F`` fraction bits and saturates
-  (or wraps) after each add, as a narrow neuron datapath would.
-* Batch norm, pooling and the loss are modelled at value level: inputs are
-  quantized to the format, the unit computes in the format's dtype (float64
-  for fixed point) with torch's kernels, and each output is rounded once.
+Batch norm, pooling and the loss are modelled at value level: inputs are
+quantized to the format, the unit computes in the format's dtype (float64
+for fixed point) with torch's kernels, and each output is rounded once.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from h2learn.arch.engines.counts import EngineError, EngineResult, make_counts
-from h2learn.arch.numerics import (
-    NumberFormat,
-    as_format,
-    from_fixed_int,
-    quantize,
-    saturate_or_wrap,
-    shift_round,
-    to_fixed_int,
+from h2learn.arch.engines.common import EngineError, EngineResult, make_counts
+from h2learn.arch.engines.lif import (
+    LIF_BACKWARD_COUNT_KEYS,
+    LIF_FORWARD_COUNT_KEYS,
+    Datapath,
+    lif_backward_counts,
+    lif_backward_unit,
+    lif_forward_counts,
+    lif_forward_unit,
 )
+from h2learn.arch.numerics import NumberFormat, as_format, quantize
 
-LIF_FORWARD_COUNT_KEYS: tuple[str, ...] = (
-    "multiplies",  # alpha * u[t-1]
-    "adds",  # + x[t]
-    "selects",  # reset multiplexer (1 - o[t-1]) as a select
-    "compares",  # threshold and the two surrogate-window bounds
-    "input_reads",  # x[t]
-    "state_reads",  # u[t-1] and o[t-1]
-    "state_writes",  # u[t] and o[t] for the next step
-    "spike_writes",  # o[t] bits to the activation buffer
-    "mask_writes",  # surrogate-mask bits saved for the backward pass
-    "potential_writes",  # u[t] saved for the reset-path gradient
-)
-LIF_BACKWARD_COUNT_KEYS: tuple[str, ...] = (
-    "multiplies",
-    "adds",
-    "selects",  # gating by the surrogate mask and by (1 - o)
-    "grad_reads",  # dL/do[t] from the layer above
-    "potential_reads",  # u[t] (reset path)
-    "state_reads",  # spike and mask bits
-    "output_writes",  # du[t]
-)
+__all__ = [
+    "ARITH_COUNT_KEYS",
+    "LIF_BACKWARD_COUNT_KEYS",
+    "LIF_FORWARD_COUNT_KEYS",
+    "Datapath",
+    "batchnorm_backward",
+    "batchnorm_backward_counts",
+    "batchnorm_forward",
+    "batchnorm_forward_counts",
+    "bias_add_counts",
+    "bias_gradient_counts",
+    "lif_backward_counts",
+    "lif_backward_unit",
+    "lif_forward_counts",
+    "lif_forward_unit",
+    "loss_counts",
+    "loss_unit",
+    "optimizer_counts",
+    "pool_backward",
+    "pool_backward_counts",
+    "pool_forward",
+    "pool_forward_counts",
+    "residual_add_counts",
+]
+
 ARITH_COUNT_KEYS: tuple[str, ...] = (
     "multiplies",
     "adds",
@@ -69,183 +71,6 @@ ARITH_COUNT_KEYS: tuple[str, ...] = (
     "param_reads",
     "output_writes",
 )
-
-
-# --------------------------------------------------------------------------
-# The neuron datapath
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Datapath:
-    """Op-by-op arithmetic in a number format (stored values: dtype tensors or int64)."""
-
-    fmt: NumberFormat
-
-    def load(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.fmt.is_fixed:
-            return to_fixed_int(tensor, self.fmt)
-        return quantize(tensor, self.fmt)
-
-    def constant(self, value: float) -> torch.Tensor:
-        return self.load(torch.tensor(float(value), dtype=torch.float64))
-
-    def real(self, stored: torch.Tensor) -> torch.Tensor:
-        return from_fixed_int(stored, self.fmt) if self.fmt.is_fixed else stored
-
-    def mul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.fmt.is_fixed:
-            return saturate_or_wrap(shift_round(a * b, self.fmt.frac_bits, self.fmt), self.fmt)
-        return a * b
-
-    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return saturate_or_wrap(a + b, self.fmt) if self.fmt.is_fixed else a + b
-
-    def sub(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return saturate_or_wrap(a - b, self.fmt) if self.fmt.is_fixed else a - b
-
-    def zeros_like(self, stored: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(stored)
-
-
-def _check_time_major(tensor: torch.Tensor, what: str, unit: str) -> None:
-    if tensor.dim() < 2:
-        raise EngineError(
-            f"{unit}: {what} must be time-major [T, B, ...], got {tuple(tensor.shape)}"
-        )
-
-
-def lif_forward_unit(
-    x: torch.Tensor,
-    alpha: float,
-    v_th: float,
-    window: float,
-    fmt: str | NumberFormat = "float32",
-    keep_potential: bool = True,
-) -> EngineResult:
-    """LIF neurons over ``[T, B, ...]`` input currents: ``output`` = spikes (bool).
-
-    ``u[t] = alpha * u[t-1] * (1 - o[t-1]) + x[t]``, ``o[t] = u[t] > v_th``,
-    ``mask[t] = |u[t] - v_th| < window`` (SYSTEM.md section 1).  The reset is
-    a multiplexer on the decayed potential; the window test is two compares
-    against precomputed bounds.  ``extra``: ``u`` (real values) and ``mask``.
-    ``keep_potential`` stores ``u`` for the reset-path gradient.
-    Counts are per element-step (uniform: the first step computes too).
-    """
-    unit = "lif_forward_unit"
-    _check_time_major(x, "x", unit)
-    path = Datapath(as_format(fmt))
-    current = path.load(x)
-    decay, threshold = path.constant(alpha), path.constant(v_th)
-    low, high = path.constant(v_th - window), path.constant(v_th + window)
-    u = path.zeros_like(current[0])
-    fired = torch.zeros(current.shape[1:], dtype=torch.bool, device=current.device)
-    potentials = torch.empty_like(current)
-    spikes = torch.empty(current.shape, dtype=torch.bool, device=current.device)
-    for t in range(current.shape[0]):
-        decayed = path.mul(decay, u)
-        u = path.add(torch.where(fired, path.zeros_like(decayed), decayed), current[t])
-        fired = u > threshold
-        potentials[t], spikes[t] = u, fired
-    mask = (potentials > low) & (potentials < high)
-    n = current.numel()
-    counts = make_counts(
-        unit,
-        LIF_FORWARD_COUNT_KEYS,
-        multiplies=n,
-        adds=n,
-        selects=n,
-        compares=3 * n,
-        input_reads=n,
-        state_reads=2 * n,
-        state_writes=2 * n,
-        spike_writes=n,
-        mask_writes=n,
-        potential_writes=n if keep_potential else 0,
-    )
-    return EngineResult(unit, spikes, counts, {"u": path.real(potentials), "mask": mask})
-
-
-def lif_backward_unit(
-    grad_spikes: torch.Tensor,
-    u: torch.Tensor,
-    spikes: torch.Tensor,
-    mask: torch.Tensor,
-    alpha: float,
-    height: float = 1.0,
-    reset_grad: bool = True,
-    fmt: str | NumberFormat = "float32",
-) -> EngineResult:
-    """BPTT through LIF neurons: ``output`` = ``du`` ``[T, B, ...]``.
-
-    From ``t = T`` down to 1 with ``du[T+1] = 0`` (SYSTEM.md section 1)::
-
-        c      = alpha * du[t+1]                       (one multiply, shared)
-        do[t]  = g[t] - u[t] * c                        (reset path, if reset_grad)
-        du[t]  = height * mask[t] * do[t] + (1 - o[t]) * c
-
-    ``g`` is the spatial gradient ``dL/do`` from the layer above.  Computing
-    ``u * (alpha * du)`` instead of ``(alpha * u) * du`` saves a multiply
-    [ours]; the two agree bit for bit when ``alpha`` is a power of two.
-    The mask gate is a select when ``height == 1``, else a multiply.
-    """
-    unit = "lif_backward_unit"
-    _check_time_major(grad_spikes, "grad_spikes", unit)
-    for name, tensor in (("u", u), ("spikes", spikes), ("mask", mask)):
-        if tensor.shape != grad_spikes.shape:
-            raise EngineError(
-                f"{unit}: {name} has shape {tuple(tensor.shape)}, grad_spikes "
-                f"{tuple(grad_spikes.shape)}; pass the forward pass's tensors"
-            )
-    path = Datapath(as_format(fmt))
-    grad, potential = path.load(grad_spikes), path.load(u)
-    decay, gain = path.constant(alpha), path.constant(height)
-    fired, in_window = spikes.to(torch.bool), mask.to(torch.bool)
-    zero = path.zeros_like(grad[0])
-    du = torch.empty_like(grad)
-    carry = None
-    for t in range(grad.shape[0] - 1, -1, -1):
-        grad_o = grad[t]
-        if carry is not None and reset_grad:
-            grad_o = path.sub(grad_o, path.mul(potential[t], carry))
-        gated = grad_o if height == 1.0 else path.mul(gain, grad_o)
-        gated = torch.where(in_window[t], gated, zero)
-        if carry is not None:
-            gated = path.add(gated, torch.where(fired[t], zero, carry))
-        du[t] = gated
-        carry = path.mul(decay, gated)
-    counts = lif_backward_counts(grad.shape[0], grad[0].numel(), height, reset_grad)
-    return EngineResult(unit, path.real(du), counts)
-
-
-def lif_backward_counts(
-    steps: int, elements: int, height: float, reset_grad: bool
-) -> dict[str, int]:
-    """Event counts of :func:`lif_backward_unit` over ``steps`` steps of ``elements`` neurons.
-
-    The counts depend only on the shape and the settings, not on the data:
-    per element, the last step gates only; earlier steps add the carry and
-    (with ``reset_grad``) the reset path.  The carry multiply ``alpha * du``
-    is counted on the steps that use it; the surrogate height costs one
-    multiply per element and step unless it is 1.
-
-    Public because :mod:`h2learn.arch.activity` prices LIF backward tasks
-    with it without running the unit.
-    """
-    earlier = (steps - 1) * elements
-    total = steps * elements
-    scale = 0 if height == 1.0 else total
-    return make_counts(
-        "lif_backward_unit",
-        LIF_BACKWARD_COUNT_KEYS,
-        multiplies=scale + earlier * (2 if reset_grad else 1),
-        adds=earlier * (2 if reset_grad else 1),
-        selects=total + earlier,
-        grad_reads=total,
-        potential_reads=earlier if reset_grad else 0,
-        state_reads=total,
-        output_writes=total,
-    )
 
 
 # --------------------------------------------------------------------------
@@ -293,17 +118,8 @@ def batchnorm_forward(
     scale = _values(gamma, fmt) * inv_std
     shift = _values(beta, fmt) - mean * scale
     out = values * _channel_view(scale, values) + _channel_view(shift, values)
-    n = values.numel()
     counts = make_counts(
-        unit,
-        ARITH_COUNT_KEYS,
-        multiplies=2 * n + 4 * channels,
-        adds=3 * n,
-        sqrts=channels,
-        divides=channels,
-        input_reads=2 * n,
-        param_reads=2 * channels,
-        output_writes=n,
+        unit, ARITH_COUNT_KEYS, **batchnorm_forward_counts(values.numel(), channels)
     )
     return EngineResult(unit, quantize(out, fmt), counts, {"mean": mean, "inv_std": inv_std})
 
@@ -339,16 +155,8 @@ def batchnorm_backward(
     dx = _channel_view(factor, values) * (
         count * dy - _channel_view(dbeta, values) - x_hat * _channel_view(dgamma, values)
     )
-    n = values.numel()
     counts = make_counts(
-        unit,
-        ARITH_COUNT_KEYS,
-        multiplies=5 * n + 2 * channels,
-        adds=5 * n - 2 * channels,
-        divides=channels,
-        input_reads=4 * n,
-        param_reads=3 * channels,
-        output_writes=n + 2 * channels,
+        unit, ARITH_COUNT_KEYS, **batchnorm_backward_counts(values.numel(), channels)
     )
     extra = {"dgamma": quantize(dgamma, fmt), "dbeta": quantize(dbeta, fmt)}
     return EngineResult(unit, quantize(dx, fmt), counts, extra)
@@ -394,17 +202,7 @@ def pool_forward(
     else:
         out, indices = F.max_pool2d(maps, kernel, stride, padding, return_indices=True)
         extra["indices"] = indices.reshape(*x.shape[:2], *indices.shape[1:])
-    outputs = out.numel()
-    window = kernel * kernel
-    counts = make_counts(
-        unit,
-        ARITH_COUNT_KEYS,
-        adds=(window - 1) * outputs if kind == "avgpool" else 0,
-        multiplies=outputs if kind == "avgpool" else 0,
-        compares=(window - 1) * outputs if kind == "maxpool" else 0,
-        input_reads=window * outputs,
-        output_writes=outputs,
-    )
+    counts = make_counts(unit, ARITH_COUNT_KEYS, **pool_forward_counts(kind, kernel, out.numel()))
     output = quantize(out, fmt).reshape(*x.shape[:2], *out.shape[1:])
     return EngineResult(unit, output, counts, extra)
 
@@ -458,14 +256,10 @@ def pool_backward(
         dx.scatter_add_(2, flat, dy.reshape(n, channels, -1))
         hits = torch.zeros(n, channels, math.prod(size), dtype=torch.float64)
         hits.scatter_add_(2, flat, torch.ones_like(flat, dtype=torch.float64))
-    outputs = dy.numel()
+    adds = float((hits - 1).clamp(min=0).sum())
+    inputs = n * channels * math.prod(size)
     counts = make_counts(
-        unit,
-        ARITH_COUNT_KEYS,
-        multiplies=outputs if kind == "avgpool" else 0,
-        adds=(hits - 1).clamp(min=0).sum(),
-        input_reads=outputs * (1 if kind == "avgpool" else 2),
-        output_writes=n * channels * math.prod(size),
+        unit, ARITH_COUNT_KEYS, **pool_backward_counts(kind, dy.numel(), inputs, adds)
     )
     output = quantize(dx, fmt).reshape(*grad_y.shape[:2], *input_shape)
     return EngineResult(unit, output, counts)
@@ -495,29 +289,163 @@ def loss_unit(
         raise EngineError(f"{unit}: targets must be [B] = [{batch}], got {tuple(targets.shape)}")
     rate = _values(spikes, fmt).mean(0)
     onehot = F.one_hot(targets.long(), classes).to(rate.dtype)
-    n = batch * classes
     if kind == "cross_entropy":
         log_probs = torch.log_softmax(rate, dim=1)
         loss = -(log_probs * onehot).sum() / batch
         grad_rate = (log_probs.exp() - onehot) / batch
+    else:
+        diff = rate - onehot
+        loss = (diff * diff).sum() / (batch * classes)
+        grad_rate = 2 * diff / (batch * classes)
+    grad = (grad_rate / steps).expand(steps, batch, classes)
+    counts = make_counts(unit, ARITH_COUNT_KEYS, **loss_counts(steps, batch, classes, kind))
+    return EngineResult(unit, quantize(loss, fmt), counts, {"grad": quantize(grad, fmt)})
+
+
+# --------------------------------------------------------------------------
+# Data-free counts of the value-level units (engines and activity share them)
+# --------------------------------------------------------------------------
+
+
+def batchnorm_forward_counts(elements: int, channels: int, share: float = 1.0) -> dict[str, float]:
+    """Counts of :func:`batchnorm_forward` over ``elements`` values of ``channels`` channels.
+
+    Per element: 2 multiplies and 3 adds over the two passes (statistics,
+    then scale and shift), 2 reads, 1 write.  Per channel: 4 multiplies, a
+    square root, a divide and 2 parameter reads.  ``share`` is the fraction
+    of the per-channel work a task carries when a mini-batch is cut into
+    micro-batches that share one set of statistics (``samples / batch``).
+    """
+    n, c = elements, channels
+    return {
+        "multiplies": 2 * n + 4 * c * share,
+        "adds": 3 * n,
+        "sqrts": c * share,
+        "divides": c * share,
+        "input_reads": 2 * n,
+        "param_reads": 2 * c * share,
+        "output_writes": n,
+    }
+
+
+def batchnorm_backward_counts(elements: int, channels: int, share: float = 1.0) -> dict[str, float]:
+    """Counts of :func:`batchnorm_backward` (``share`` as in :func:`batchnorm_forward_counts`).
+
+    Per element: 5 multiplies, 5 adds (``x_hat``, the two reductions and
+    ``dx``), 4 reads, 1 write; per channel 2 multiplies fewer adds (the
+    reductions start from their first term), a divide, 3 parameter reads and
+    the ``dgamma``/``dbeta`` writes.
+    """
+    n, c = elements, channels
+    return {
+        "multiplies": 5 * n + 2 * c * share,
+        "adds": 5 * n - 2 * c * share,
+        "divides": c * share,
+        "input_reads": 4 * n,
+        "param_reads": 3 * c * share,
+        "output_writes": n + 2 * c * share,
+    }
+
+
+def bias_add_counts(elements: int, channels: int, share: float = 1.0) -> dict[str, float]:
+    """A bias added to every output of a layer without batch norm [ours]: 1 add, 1 bias read
+    per channel (``share`` as in :func:`batchnorm_forward_counts`)."""
+    return {"adds": elements, "param_reads": channels * share}
+
+
+def bias_gradient_counts(elements: int) -> dict[str, float]:
+    """The bias gradient: one add per output gradient (a sum over time, batch and space) [ours]."""
+    return {"adds": elements}
+
+
+def residual_add_counts(elements: int) -> dict[str, float]:
+    """A residual shortcut: one add and one read of the shortcut's value per element [ours]."""
+    return {"adds": elements, "input_reads": elements}
+
+
+def pool_forward_counts(kind: str, kernel: int, outputs: int) -> dict[str, float]:
+    """Counts of :func:`pool_forward` with ``outputs`` output values (data-free).
+
+    Average: ``k*k - 1`` adds and one multiply by ``1/k^2`` per output; max:
+    ``k*k - 1`` compares; every window element read, every output written.
+    """
+    window = kernel * kernel
+    avg = kind == "avgpool"
+    return {
+        "adds": (window - 1) * outputs if avg else 0,
+        "multiplies": outputs if avg else 0,
+        "compares": 0 if avg else (window - 1) * outputs,
+        "input_reads": window * outputs,
+        "output_writes": outputs,
+    }
+
+
+def pool_backward_counts(kind: str, outputs: int, inputs: int, adds: float) -> dict[str, float]:
+    """Counts of :func:`pool_backward`: ``outputs`` gradients in, ``inputs`` written.
+
+    ``adds``: contributions beyond the first that meet at an input
+    (overlapping windows); the unit counts them from the data, statistical
+    mode from the geometry.  Average: one multiply by ``1/k^2`` per output
+    gradient; max: the argmax index is read with each gradient.
+    """
+    avg = kind == "avgpool"
+    return {
+        "multiplies": outputs if avg else 0,
+        "adds": adds,
+        "input_reads": outputs * (1 if avg else 2),
+        "output_writes": inputs,
+    }
+
+
+def loss_counts(steps: int, batch: int, classes: int, kind: str = "cross_entropy"):
+    """Counts of :func:`loss_unit` on ``[steps, batch, classes]`` outputs (data-free).
+
+    The time mean (``(T-1)`` adds per value and one scale), then
+    cross-entropy (max, subtract, ``exp``, sum, ``log``, divide; the gradient
+    ``softmax - onehot``) or MSE; one read per value and step, the gradient
+    written once per value plus the loss word.
+    """
+    n = batch * classes
+    if kind == "cross_entropy":
         ops = {"exps": n, "logs": batch, "divides": n, "compares": batch * (classes - 1)}
         adds = n + batch * (classes - 1) + batch + (batch - 1)
         multiplies = 1
     else:
-        diff = rate - onehot
-        loss = (diff * diff).sum() / n
-        grad_rate = 2 * diff / n
         ops = {}
         adds = n + (n - 1)
         multiplies = n + 1
-    grad = (grad_rate / steps).expand(steps, batch, classes)
-    counts = make_counts(
-        unit,
-        ARITH_COUNT_KEYS,
-        adds=(steps - 1) * n + adds,
-        multiplies=n + multiplies + n,
-        input_reads=steps * n,
-        output_writes=n + 1,
+    return {
+        "adds": (steps - 1) * n + adds,
+        "multiplies": n + multiplies + n,
+        "input_reads": steps * n,
+        "output_writes": n + 1,
         **ops,
-    )
-    return EngineResult(unit, quantize(loss, fmt), counts, {"grad": quantize(grad, fmt)})
+    }
+
+
+def optimizer_counts(parameters: float, optimizer: str) -> dict[str, float]:
+    """The update step over ``parameters`` trainable values on the element-wise units [ours].
+
+    SGD ``w -= lr * g``: 1 multiply, 1 add, reads w and g, writes w.  Adam as
+    ``torch.optim.Adam`` (without weight decay or AMSGrad): per parameter 6
+    multiplies, 4 adds, 1 square root, 1 divide; reads w, g, m, v and writes
+    w, m, v.
+    """
+    p = parameters
+    if optimizer == "sgd":
+        return {
+            "multiplies": p,
+            "adds": p,
+            "param_reads": p,
+            "input_reads": p,
+            "output_writes": p,
+        }
+    return {
+        "multiplies": 6 * p,
+        "adds": 4 * p,
+        "sqrts": p,
+        "divides": p,
+        "param_reads": p,
+        "input_reads": 3 * p,
+        "output_writes": 3 * p,
+    }

@@ -38,7 +38,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from h2learn.arch.engines.counts import (
+from h2learn.arch.config import UpdateEngineConfig
+from h2learn.arch.engines.common import (
     CHUNK_ELEMENTS,
     UPDATE_COUNT_KEYS,
     EngineError,
@@ -55,10 +56,11 @@ from h2learn.arch.engines.counts import (
     operand_values,
     sequential_matmul,
     step_chunks,
+    tap_windows,
     unfold_points,
     write_out,
 )
-from h2learn.arch.engines.forward import (
+from h2learn.arch.engines.lut import (
     accumulate_lookups,
     build_subset_tables,
     lut_counts,
@@ -70,8 +72,9 @@ from h2learn.spec import LayerSpec
 ENGINE = "update_engine"
 TABLE_CHUNK_ENTRIES = 2**22
 """LUT entries built per pass over a chunk of point groups (bounds memory) [model only]."""
-PARTIAL_SUM_GROUPS = 64
-"""Point groups accumulated in a PE before its partial dW is merged into the dW buffer [ours]."""
+PARTIAL_SUM_GROUPS: int = UpdateEngineConfig.model_fields["partial_sum_groups"].default
+"""Point groups accumulated in a PE before its partial dW is merged into the dW buffer [ours]:
+the configuration's default (``update_engine.partial_sum_groups``), the one source of the number."""
 
 
 def _check_inputs(grad_output: torch.Tensor, inputs: torch.Tensor, layer: LayerSpec) -> None:
@@ -101,21 +104,14 @@ def spikes_by_point(inputs: torch.Tensor, layer: LayerSpec) -> torch.Tensor:
     if layer.kind == "fc":
         return steps.reshape(steps.shape[0], -1).t().contiguous()
     n, channels = steps.shape[:2]
-    kernel, stride, pad = layer.kernel, layer.stride, layer.padding
+    kernel, pad = layer.kernel, layer.padding
     _, out_h, out_w = layer.out_shape
     padded = F.pad(steps, (pad,) * 4)
     bits = torch.empty(
         channels, kernel, kernel, n, out_h, out_w, dtype=torch.bool, device=inputs.device
     )
-    for dy in range(kernel):
-        for dx in range(kernel):
-            window = padded[
-                :,
-                :,
-                dy : dy + stride * (out_h - 1) + 1 : stride,
-                dx : dx + stride * (out_w - 1) + 1 : stride,
-            ]
-            bits[:, dy, dx] = window.transpose(0, 1)
+    for dy, dx, window in tap_windows(padded, layer):
+        bits[:, dy, dx] = window.transpose(0, 1)
     return bits.reshape(layer.fan_in, n * out_h * out_w)
 
 
@@ -238,7 +234,6 @@ def _dense_update(
     """
     x = operand_values(inputs, fmt)
     out_channels, points = du.shape
-    fan_in = layer.fan_in
     if fmt.is_fixed:
         bound = du.abs().sum(1).max() * x.abs().max()
         check_fixed_bound(bound, fmt, f"{ENGINE} (dense) on {layer.name}")
@@ -262,15 +257,26 @@ def _dense_update(
     else:
         gradient = du @ as_steps(x)
     gradient = gradient.reshape(layer.weight_shape)
-    macs = points * fan_in * out_channels
-    counts = make_counts(
+    counts = dense_update_counts(layer, points // layer.out_positions)
+    return EngineResult(ENGINE, write_out(gradient, 2 * fmt.frac_bits, fmt), counts)
+
+
+def dense_update_counts(layer: LayerSpec, steps: int) -> dict[str, int]:
+    """Counts of ``dW = du (x) x`` on a dense MAC array over ``steps`` (time steps x samples).
+
+    One multiply and one accumulation per MAC; every ``du`` and input word is
+    read once, every ``dW`` word written once [ours].  Data-free: the Weight
+    Update Engine's analog path and :mod:`h2learn.arch.activity` both count with it.
+    """
+    points = steps * layer.out_positions
+    macs = points * layer.fan_in * layer.out_channels
+    return make_counts(
         ENGINE,
         UPDATE_COUNT_KEYS,
         multiplies=macs,
         accumulations=macs,
-        grad_reads=out_channels * points,
-        input_reads=fan_in * points,
-        output_writes=out_channels * fan_in,
+        grad_reads=layer.out_channels * points,
+        input_reads=layer.fan_in * points,
+        output_writes=layer.out_channels * layer.fan_in,
         dense_macs=macs,
     )
-    return EngineResult(ENGINE, write_out(gradient, 2 * fmt.frac_bits, fmt), counts)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from h2learn.arch.activity import (
+    LutWork,
     activity_from_trace,
     densities_from_trace,
     resolve_densities,
@@ -69,19 +70,21 @@ def synthetic_trace(spec, d_in: float, d_du: float, d_mask: float, seed: int = 0
 def test_trace_counts_equal_the_engines_counts(real_trace):
     """One task per layer (micro-batch = batch): the counts are the engines' own, exactly."""
     config = default_config().replace(schedule={"micro_batch": real_trace.batch_size})
-    totals = activity_from_trace(real_trace, config).by_layer_phase()
-    replicas = {
-        (t.layer, t.phase): t.work.get("replicas", 1)
-        for t in activity_from_trace(real_trace, config).tasks
-    }
+    activity = activity_from_trace(real_trace, config)
+    totals = activity.by_layer_phase()
+    works = {(t.layer, t.phase): t.work for t in activity.tasks}
     for record in real_trace:
         report = verify_layer(record, real_trace.spec.lif, k=4, skip_zero_patterns=True)
         for phase in ("forward", "update", "backward"):
             if phase not in report["counts"]:
                 continue
             mine = dict(totals[(record.spec.name, phase)])
-            if phase != "backward":  # tables replicated in idle lanes: written once per copy
-                mine["table_entries_written"] /= replicas[(record.spec.name, phase)]
+            work = works[(record.spec.name, phase)]
+            if isinstance(work, LutWork):  # tables replicated in idle lanes: written once per copy
+                assert mine["table_entries_written"] == work.engine_table_entries_written * (
+                    work.replicas
+                )
+                mine["table_entries_written"] = work.engine_table_entries_written
             for name, value in report["counts"][phase].items():
                 assert mine[name] == pytest.approx(value, abs=1e-6), (record.spec.name, phase, name)
 

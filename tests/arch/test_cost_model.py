@@ -40,7 +40,7 @@ from h2learn.baselines.gpu import arithmetic_floor_fp32_flop_energy_pj
 from h2learn.errors import H2LearnError
 from h2learn.spec import LayerSpec, build_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- configuration -------------------------------------------------------------------------------

@@ -1,0 +1,89 @@
+"""The shared names, the one copy of the reference data, and the workload's densities."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from h2learn.arch.config import default_config
+from h2learn.arch.cost import build_cost_table, category
+from h2learn.arch.cost.reference import (
+    HOROWITZ_NODE_NM,
+    HOROWITZ_VDD,
+    STILLMAKER_AREA_FROM_45NM,
+    STILLMAKER_ENERGY_POLY,
+    STILLMAKER_ENERGY_POLY_BY_NODE,
+    CostModelError,
+    area_scale,
+    energy_row,
+    energy_scale,
+    stillmaker_energy_factor,
+)
+from h2learn.arch.names import BUFFERS, Buffer, Engine, Part, Phase, TaskKey, buffer_of, component
+from h2learn.spec import build_spec
+from h2learn.workload.densities import (
+    STATED_DENSITIES,
+    DensityError,
+    default_densities,
+    resolve_densities,
+)
+
+
+def test_names_print_compare_and_serialise_as_their_values():
+    assert str(Phase.FORWARD) == f"{Phase.FORWARD}" == "forward" == Phase.FORWARD
+    assert {Engine.BACKWARD: 1}["backward_engine"] == 1
+    assert json.dumps({Phase.LOSS: Buffer.WEIGHT}) == '{"loss": "weight_buffer"}'
+    assert component(Engine.FORWARD, Part.LUT) == "forward_engine.lut"
+    assert TaskKey.loss(3) == (-1, "loss", 3) and TaskKey.optimizer() == (-1, "optimizer", 0)
+    assert buffer_of("weight") is buffer_of("weight_buffer") is Buffer.WEIGHT
+    with pytest.raises(KeyError):
+        buffer_of("scratchpad")
+
+
+def test_every_priced_component_is_built_from_names():
+    table = build_cost_table(default_config(), mac_array_units=8)
+    parts = {str(part) for part in Part}
+    for name, _action in table.energy:
+        assert name in BUFFERS or name == "dram" or name.rsplit(".", 1)[1] in parts
+        assert category(name) in ("logic", "lut", "sram", "dram")
+
+
+def test_the_two_polynomial_lookups_are_the_same_rows():
+    for node in STILLMAKER_AREA_FROM_45NM:
+        assert STILLMAKER_ENERGY_POLY_BY_NODE[node] is STILLMAKER_ENERGY_POLY[energy_row(node)]
+    assert energy_row(45) == "LP45" and energy_row(16) == "HP16" and energy_row(90) == "90"
+
+
+def test_scaling_from_the_source_node_is_one_and_factors_compose():
+    assert energy_scale(HOROWITZ_NODE_NM, HOROWITZ_VDD) == pytest.approx(1.0)
+    assert area_scale(HOROWITZ_NODE_NM) == 1.0
+    direct = stillmaker_energy_factor(45, 0.9, 16, 0.8)
+    assert direct == pytest.approx(energy_scale(16, 0.8), rel=1e-12)
+    there_and_back = stillmaker_energy_factor(45, 0.9, 14, 0.7) * stillmaker_energy_factor(
+        14, 0.7, 45, 0.9
+    )
+    assert there_and_back == pytest.approx(1.0)
+    with pytest.raises(CostModelError, match="no scaling row"):
+        stillmaker_energy_factor(45, 0.9, 12, 0.8)
+
+
+def test_stated_densities_apply_to_every_layer():
+    spec = build_spec("cifar-vgg")
+    resolved = resolve_densities(spec, STATED_DENSITIES)
+    assert set(resolved) == set(default_densities(spec))
+    for fields in resolved.values():
+        assert {key: fields[key] for key in STATED_DENSITIES["*"]} == STATED_DENSITIES["*"]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"nope": {"input": 0.1}}, "unknown layers"),
+        ({"*": {"inptu": 0.1}}, "unknown field"),
+        ({"*": {"mask": 1.5}}, r"must be in \[0, 1\]"),
+    ],
+)
+def test_bad_densities_give_one_clear_error(given, message):
+    with pytest.raises(DensityError, match=message):
+        resolve_densities(build_spec("digits-mlp"), given)
