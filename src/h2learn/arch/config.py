@@ -6,7 +6,7 @@ Weight Update Engine with LUT-based PEs, Backward Engine with MAC PEs), the
 element-wise units, the four on-chip buffers, DRAM, the optimisation switches
 and the schedule.  It is the *architecture* input of the model (Timeloop
 style); the workload is a trace or a network spec, and the mapping lives in
-:mod:`h2learn.arch.activity` and :mod:`h2learn.arch.pipeline`.
+:mod:`h2learn.arch.mapping` and :mod:`h2learn.arch.pipeline`.
 
 The defaults of every field are the project's default H2Learn instance,
 mirrored by ``configs/h2learn.yaml``; ``docs/cost-model.md`` justifies each
@@ -19,12 +19,20 @@ names the field path, e.g. ``backward_engine.pe_count: must be >= 1``.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from h2learn.arch.numerics import FormatError, NumberFormat, parse_format
 from h2learn.errors import H2LearnError
@@ -47,9 +55,23 @@ class ConfigError(H2LearnError, ValueError):
 
 
 class _Section(BaseModel):
-    """A config section: unknown fields are errors, instances are immutable."""
+    """A config section: unknown fields are errors, instances are immutable.
+
+    Numbers and switches are not confused: ``pe_count: true`` or ``lut: 1``
+    (which pydantic would coerce to 1 and True) are errors.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_switches(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = cls.model_fields[info.field_name].annotation if info.field_name else None
+        if isinstance(value, bool) and kind in (int, float):
+            raise ValueError(f"must be a number, got {str(value).lower()}")
+        if kind is bool and isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(f"must be true or false, got {value!r}")
+        return value
 
 
 class ForwardEngineConfig(_Section):
@@ -193,6 +215,15 @@ class HardwareConfig(_Section):
     vdd: float = Field(0.8, gt=0.3, le=2.0)
     datapath_format: str = "float32"
     leakage_mw_per_mm2: float = Field(49.1, ge=0)
+    cost_table: Literal["published", "synthesized"] = "published"
+    """Which per-action prices the cost model uses: ``published`` (the cited tables:
+    Horowitz ISSCC 2014 scaled by Stillmaker & Baas 2017, SRAM from Mistry et al.) or
+    ``synthesized`` (figures of this project's RTL synthesized by yosys,
+    :mod:`h2learn.rtl.cost_table`) for the parts the RTL covers (the engines' adders,
+    LUTs and multipliers, the element-wise adder, multiplier and comparator); buffers,
+    DRAM and leakage keep the published entries.  The RTL is fixed point, so
+    ``synthesized`` needs a fixed ``datapath_format``.  See docs/cost-model.md and
+    docs/rtl.md."""
     forward_engine: ForwardEngineConfig = ForwardEngineConfig()
     backward_engine: BackwardEngineConfig = BackwardEngineConfig()
     update_engine: UpdateEngineConfig = UpdateEngineConfig()
@@ -233,16 +264,6 @@ class HardwareConfig(_Section):
         """Bits of one datapath word (weights, potentials, gradients)."""
         return self.number_format.total_bits
 
-    def buffer_width_bits(self, buffer: str) -> int:
-        """Port width of a buffer named ``weight``/``weight_buffer`` (cached)."""
-        widths = self._derived.get("widths")
-        if widths is None:
-            widths = {}
-            for name in ("weight", "activation", "gradient", "membrane"):
-                widths[name] = widths[f"{name}_buffer"] = getattr(self.buffers, name).width_bits
-            self._derived["widths"] = widths
-        return widths[buffer]
-
     @property
     def forward_group_size(self) -> int:
         """Effective LUT group size of the Forward Engine (1 when the LUT is switched off)."""
@@ -278,7 +299,11 @@ class HardwareConfig(_Section):
         return self.replace(optimizations=merged)
 
     def replace(self, **changes: Any) -> HardwareConfig:
-        """A validated copy with top-level fields (or whole sections as dicts) replaced."""
+        """A validated copy with top-level fields (or whole sections as dicts) replaced.
+
+        Sections given as dicts are merged field by field; to set one field by its
+        dotted path use :func:`set_field`.
+        """
         data = {
             key: value.model_dump() if isinstance(value, BaseModel) else value
             for key, value in changes.items()
@@ -294,9 +319,14 @@ class HardwareConfig(_Section):
 # --------------------------------------------------------------------------
 
 
-def _describe(error: dict[str, Any]) -> str:
-    """One field error as ``path: message`` in the project's wording."""
-    path = ".".join(str(part) for part in error["loc"]) or "config"
+def field_error(error: Mapping[str, Any], prefix: str = "") -> str:
+    """One pydantic field error as ``path: message`` in the project's wording.
+
+    ``prefix`` names the section the model was validated as (``workload``), so
+    that every config section reports its errors the same way.
+    """
+    parts = ([prefix] if prefix else []) + [str(part) for part in error["loc"]]
+    path = ".".join(parts) or "config"
     ctx = error.get("ctx") or {}
     kind = error["type"]
     if kind == "greater_than_equal":
@@ -338,7 +368,24 @@ def config_from_dict(data: dict[str, Any]) -> HardwareConfig:
     try:
         return HardwareConfig.model_validate(_deep_merge(HardwareConfig().model_dump(), data))
     except ValidationError as exc:
-        raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None
+        raise ConfigError("; ".join(field_error(e) for e in exc.errors())) from None
+
+
+def read_yaml(path: str | Path, what: str = "config") -> Any:
+    """The parsed content of a YAML config file (None for an empty file).
+
+    Raises a one-line :class:`ConfigError` for a missing file or malformed YAML
+    (naming the line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no {what} at {path}; see configs/h2learn.yaml for the format")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{where}; fix the syntax") from None
 
 
 def load_config(path: str | Path) -> HardwareConfig:
@@ -347,18 +394,8 @@ def load_config(path: str | Path) -> HardwareConfig:
     Raises :class:`ConfigError` for a missing file, malformed YAML or invalid
     values (the message names the field path).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no hardware config at {path}; see configs/h2learn.yaml for the format")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path} is not valid YAML{where}; fix the syntax") from None
-    if data is None:
-        data = {}
-    return config_from_dict(data)
+    data = read_yaml(path, "hardware config")
+    return config_from_dict(data if data is not None else {})
 
 
 def default_config() -> HardwareConfig:
@@ -371,6 +408,87 @@ def dump_config(config: HardwareConfig) -> str:
     return yaml.safe_dump(config.model_dump(), sort_keys=False)
 
 
-def ceil_div(a: float, b: float) -> int:
-    """``ceil(a / b)`` for non-negative numbers (helper shared by the mapping code)."""
-    return int(math.ceil(a / b - 1e-12)) if a > 0 else 0
+# --------------------------------------------------------------------------
+# Editing one field by its dotted path
+# --------------------------------------------------------------------------
+
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "k": ("forward_engine.lut_group_size", "update_engine.lut_group_size"),
+}
+"""Short names that set several fields at once: ``k`` is the LUT group size of both LUT engines."""
+
+
+def field_paths(config: HardwareConfig | None = None) -> list[str]:
+    """Every settable dotted field path (leaves only), in file order."""
+    data = (config or HardwareConfig()).model_dump()
+
+    def walk(node: dict[str, Any], prefix: str) -> list[str]:
+        paths: list[str] = []
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            paths += walk(value, f"{path}.") if isinstance(value, dict) else [path]
+        return paths
+
+    return walk(data, "")
+
+
+def get_field(config: HardwareConfig, path: str) -> Any:
+    """The value of the dotted field ``path`` of ``config`` (a leaf or a section).
+
+    ``get_field(config, "buffers.weight.size_kib")``; an unknown path raises the
+    one-line :class:`ConfigError` of :func:`set_field`.
+    """
+    node: Any = config
+    for part in path.split("."):
+        if not isinstance(node, BaseModel) or part not in type(node).model_fields:
+            _assign(config.model_dump(), path, None)  # raises the error naming the choices
+        node = getattr(node, part)
+    return node
+
+
+def _assign(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set the leaf ``path`` of a dumped config in place; a one-line error names the choices."""
+    node: Any = data
+    parts = path.split(".")
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth])
+        if not isinstance(node, dict):
+            raise ConfigError(f"config has no field {path!r} ({where} is a value, not a section)")
+        if part not in node:
+            choices = sorted(node) if where else sorted([*node, *FIELD_ALIASES])
+            scope = f" in {where}" if where else ""
+            raise ConfigError(f"config has no field {path!r}; valid{scope}: {', '.join(choices)}")
+        if depth == len(parts) - 1:
+            if isinstance(node[part], dict):
+                fields = ", ".join(f"{path}.{name}" for name in node[part])
+                raise ConfigError(
+                    f"config has no field {path!r} (it is a section); set one of: {fields}"
+                )
+            node[part] = value
+        node = node[part]
+
+
+def set_fields(config: HardwareConfig, changes: Mapping[str, Any]) -> HardwareConfig:
+    """A copy of ``config`` with each dotted field (or alias such as ``k``) set, validated once.
+
+    ``set_fields(config, {"k": 3, "clock_ghz": 0.8})`` sets both LUT group sizes
+    and the clock.  An unknown path raises a one-line :class:`ConfigError` naming
+    the valid choices at the level where the path went wrong; an invalid value
+    raises the usual field error (``forward_engine.lut_group_size: must be >= 1``).
+    """
+    data = config.model_dump()
+    for name, value in changes.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"a config field path must be a non-empty string, got {name!r}")
+        for path in FIELD_ALIASES.get(name, (name,)):
+            _assign(data, path, value)
+    return config_from_dict(data)
+
+
+def set_field(config: HardwareConfig, path: str, value: Any) -> HardwareConfig:
+    """A copy of ``config`` with the dotted field ``path`` set to ``value`` (re-validated).
+
+    Example: ``set_field(config, "forward_engine.lut_group_size", 3)``; the alias
+    ``k`` sets the group size of both LUT engines.  Errors as :func:`set_fields`.
+    """
+    return set_fields(config, {path: value})

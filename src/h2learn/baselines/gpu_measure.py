@@ -78,6 +78,7 @@ class EnergyCounter:
 
     @property
     def available(self) -> bool:
+        """Whether NVML's energy counter can be read on this device."""
         return self._nvml is not None
 
     def close(self) -> None:

@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from h2learn.cli.app import app, console, out
-from h2learn.cli.hardware import simulate_all
 from h2learn.cli.training import run_with_progress
 
 
@@ -22,6 +21,7 @@ def demo(
 
     from h2learn.arch.config import default_config
     from h2learn.arch.verify import verify_trace
+    from h2learn.compare import compare_designs
     from h2learn.report.html import write_html_report
     from h2learn.snn.train import TrainConfig, atomic_write_json
     from h2learn.workload.record import record_from_dataset
@@ -39,7 +39,8 @@ def demo(
     verified = verify_trace(trace)
     atomic_write_json(out_dir / "verify.json", verified)
     console.print("[bold]4/5[/bold] simulating H2Learn, the V100 and the dense accelerator")
-    result, _, _, simulation = simulate_all(trace, trace.spec, default_config(), timeline=True)
+    comparison = compare_designs(trace, default_config())
+    result, simulation = comparison.h2learn, comparison.to_dict(timeline=True)
     atomic_write_json(out_dir / "simulation.json", simulation)
     console.print("[bold]5/5[/bold] writing the HTML report")
     report = write_html_report(out_dir)

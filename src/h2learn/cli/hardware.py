@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from h2learn.cli.app import app, config_or_default, console, out, progress_steps
+from h2learn.cli.app import app, console, out, progress_steps
 from h2learn.errors import H2LearnError
 
 
@@ -58,36 +58,49 @@ def verify(
 def simulate(
     trace_file: Path | None = typer.Option(None, "--trace", help="trace file (trace mode)"),
     model: str | None = typer.Option(None, help="zoo model (statistical mode)"),
-    config_file: Path | None = typer.Option(None, "--config", help="hardware config YAML"),
-    batch_size: int = typer.Option(16, help="batch size (statistical mode)"),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="hardware or comparison config YAML (workload:, baseline:)"
+    ),
+    batch_size: int | None = typer.Option(None, help="batch size (statistical; default 16)"),
     time_steps: int | None = typer.Option(None, "--time-steps", "-T", help="T (statistical)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     timeline: bool = typer.Option(False, help="include the timeline in the JSON"),
 ) -> None:
     """Simulate one training iteration on H2Learn, the V100 model and the dense accelerator."""
-    from h2learn.spec import build_spec
+    from h2learn.arch.config import default_config
+    from h2learn.compare import ComparisonConfig, compare_designs, load_comparison
     from h2learn.workload.trace import Trace
 
-    if (trace_file is None) == (model is None):
+    setup = load_comparison(config_file) if config_file else ComparisonConfig(default_config())
+    if trace_file is not None and model is not None:
         raise H2LearnError("give exactly one of --trace FILE or --model NAME")
-    config = config_or_default(config_file)
     if trace_file is not None:
-        workload = Trace.load(trace_file)
-        spec = workload.spec
+        if setup.workload.model_dump(exclude_none=True):
+            raise H2LearnError("--trace brings its own run; drop the config's workload: section")
+        if batch_size is not None or time_steps is not None:
+            raise H2LearnError("--trace brings its own batch and T; drop --batch-size and -T")
+        workload, densities = Trace.load(trace_file), None
+    elif model is None and setup.workload.model is None:
+        raise H2LearnError("give exactly one of --trace FILE or --model NAME")
     else:
-        overrides = {"batch_size": batch_size}
-        if time_steps is not None:
-            overrides["time_steps"] = time_steps
-        workload = spec = build_spec(model, **overrides)
+        workload = setup.spec(model, batch_size, time_steps)
+        densities = setup.workload.densities
     with console.status("simulating"):
-        result, gpu, dense, comparison = simulate_all(workload, spec, config, timeline)
+        comparison = compare_designs(
+            workload, setup.hardware, densities, setup.baseline.gpu_numerics
+        )
+    _print_comparison(comparison, as_json, timeline)
+
+
+def _print_comparison(comparison, as_json: bool, timeline: bool) -> None:
+    result, gpu, dense = comparison.h2learn, comparison.v100, comparison.dense
     if as_json:
-        print(json.dumps(comparison, indent=1, default=str))
+        print(json.dumps(comparison.to_dict(timeline), indent=1, default=str))
         return
     table = Table("design", "time (ms)", "energy (mJ)", "power (W)", "area (mm^2)")
     for name, seconds, energy, area in (
         ("H2Learn", result.seconds, result.energy_j, result.area_mm2),
-        ("V100 (model)", gpu.seconds, gpu.energy_j, gpu.area_mm2),
+        (f"V100 (model, {gpu.numerics})", gpu.seconds, gpu.energy_j, gpu.area_mm2),
         ("dense accelerator", dense.seconds, dense.energy_j, dense.area_mm2),
     ):
         table.add_row(
@@ -97,33 +110,12 @@ def simulate(
             f"{energy / seconds:.1f}",
             f"{area:.1f}",
         )
-    out.print(f"{spec.name}: T={spec.time_steps}, batch {spec.batch_size}, {result.mode} mode")
+    out.print(
+        f"{result.network}: T={result.time_steps}, batch {result.batch_size}, {result.mode} mode"
+    )
     out.print(table)
-    v = comparison["v100"]
+    v = comparison.vs_v100
     out.print(
         f"vs V100: {v['speedup']:.2f}x faster, {v['energy_saving']:.2f}x less energy, "
         f"{v['area_saving']:.2f}x less area"
     )
-
-
-def simulate_all(workload, spec, config, timeline: bool):
-    """H2Learn, the V100 model and the dense accelerator on one workload, and their comparison.
-
-    Returns ``(h2learn result, gpu result, dense result, JSON-ready dict)``.
-    """
-    from h2learn.arch.simulate import simulate as run_simulation
-    from h2learn.baselines.dense import simulate_dense
-    from h2learn.baselines.gpu import v100_training_step
-    from h2learn.report.reproduce import compare
-
-    result = run_simulation(workload, config)
-    gpu = v100_training_step(spec)
-    dense = simulate_dense(spec, config)
-    comparison = {
-        "h2learn": result.to_dict(timeline=timeline),
-        "v100_model": gpu.to_dict(),
-        "dense_accelerator": dense.to_dict(),
-        "v100": compare(result, gpu),
-        "dense": compare(result, dense),
-    }
-    return result, gpu, dense, comparison

@@ -1,7 +1,7 @@
 """Design-space sweeps: the Cartesian product of config-field values, simulated and ranked.
 
 ``run_sweep`` simulates one training iteration of a zoo model (statistical
-mode, :data:`~h2learn.report.reproduce.STATED_DENSITIES`) for every point of
+mode, :data:`~h2learn.workload.densities.STATED_DENSITIES`) for every point of
 the product of ``vary``'s values, on a local process pool or a Dask cluster,
 and writes the rows, the Pareto set over (seconds, energy_j, area_mm2) and
 Pareto plots.  Every finished point is appended to ``points.jsonl`` at once,
@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from h2learn.arch.config import HardwareConfig, config_from_dict
+from h2learn.arch.config import FIELD_ALIASES, HardwareConfig, set_fields
 from h2learn.errors import H2LearnError
 
 METRICS: tuple[str, ...] = ("seconds", "energy_j", "area_mm2", "power_w")
@@ -28,10 +28,8 @@ METRICS: tuple[str, ...] = ("seconds", "energy_j", "area_mm2", "power_w")
 PARETO_METRICS: tuple[str, ...] = ("seconds", "energy_j", "area_mm2")
 """The objectives of the Pareto set (all minimised)."""
 
-ALIASES: dict[str, tuple[str, ...]] = {
-    "k": ("forward_engine.lut_group_size", "update_engine.lut_group_size"),
-}
-"""Short field names that set several config fields at once."""
+ALIASES = FIELD_ALIASES
+"""Short names that set several fields at once (:data:`h2learn.arch.config.FIELD_ALIASES`)."""
 
 MANIFEST_VERSION = 1
 
@@ -108,26 +106,14 @@ def _check_vary(vary: Mapping[str, Sequence[Any]]) -> None:
             raise H2LearnError(f"--vary {alias} already sets {clash[0]}; vary only one of them")
 
 
-def _assign(data: dict[str, Any], path: str, value: Any, label: str) -> None:
-    node: Any = data
-    parts = path.split(".")
-    for part in parts[:-1]:
-        node = node.get(part) if isinstance(node, dict) else None
-    if not isinstance(node, dict) or parts[-1] not in node or isinstance(node[parts[-1]], dict):
-        raise H2LearnError(
-            f"--vary {label}: config has no field {path!r}; see configs/h2learn.yaml"
-        )
-    node[parts[-1]] = value
-
-
 def point_config(base: HardwareConfig, point: Mapping[str, Any]) -> HardwareConfig:
-    """``base`` with the point's fields set (aliases expanded), validated as one config."""
-    data = base.model_dump()
-    for field, value in point.items():
-        for path in ALIASES.get(field, (field,)):
-            _assign(data, path, value, field)
+    """``base`` with the point's fields set (aliases expanded), validated as one config.
+
+    A thin wrapper of :func:`h2learn.arch.config.set_fields` whose one-line error
+    names the sweep point.
+    """
     try:
-        return config_from_dict(data)
+        return set_fields(base, point)
     except H2LearnError as exc:
         values = ", ".join(f"{field}={value}" for field, value in point.items())
         raise H2LearnError(f"sweep point {values}: {exc}") from None
@@ -148,8 +134,8 @@ def evaluate_point(
 ) -> dict[str, Any]:
     """One sweep row: the point's values and the simulated metrics (statistical mode)."""
     from h2learn.arch.simulate import simulate
-    from h2learn.report.reproduce import STATED_DENSITIES
     from h2learn.spec import build_spec
+    from h2learn.workload.densities import STATED_DENSITIES
 
     config = HardwareConfig.model_validate(config_data)
     result = simulate(build_spec(model, batch_size=batch_size), config, STATED_DENSITIES)
@@ -389,8 +375,8 @@ def run_sweep(
         One row per point, sorted by point id: ``id``, the point's values,
         ``seconds``, ``energy_j``, ``area_mm2``, ``power_w``, ``pareto``.
     """
-    from h2learn.report.reproduce import STATED_DENSITIES
     from h2learn.spec import build_spec
+    from h2learn.workload.densities import STATED_DENSITIES
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise H2LearnError(f"batch_size={batch_size!r} must be a positive integer")
@@ -403,21 +389,9 @@ def run_sweep(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    base_data = json.loads(json.dumps(base.model_dump()))
-    info = {
-        "model": model,
-        "batch_size": batch_size,
-        "mode": "statistical",
-        "densities": STATED_DENSITIES,
-        "vary": {field: list(values) for field, values in vary.items()},
-    }
-    manifest = {
-        "version": MANIFEST_VERSION,
-        "model": model,
-        "batch_size": batch_size,
-        "densities": STATED_DENSITIES,
-        "base": base_data,
-    }
+    run = {"model": model, "batch_size": batch_size, "densities": STATED_DENSITIES}
+    info = {**run, "mode": "statistical", "vary": {f: list(v) for f, v in vary.items()}}
+    manifest = {"version": MANIFEST_VERSION, **run, "base": base.model_dump()}
     _check_manifest(out, json.loads(json.dumps(manifest)))
 
     journal = out / "points.jsonl"
