@@ -15,7 +15,7 @@ import pytest
 
 from h2learn.errors import H2LearnError
 from h2learn.report.html import write_html_report
-from h2learn.report.reproduce import BENCHMARKS, PAPER, override, reproduce
+from h2learn.report.reproduce import BENCHMARKS, PAPER, reproduce
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -111,7 +111,13 @@ def test_report_errors_are_one_line(tmp_path):
 
 
 def test_reproduce_writes_summary_csvs_and_report(tmp_path):
-    summary = reproduce(tmp_path, batch_size=2, benchmarks=BENCHMARKS[-2:], use_traces=False)
+    summary = reproduce(
+        tmp_path,
+        batch_size=2,
+        benchmarks=BENCHMARKS[-2:],
+        use_traces=False,
+        waterfall_max_size=1,
+    )
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["paper"]["v100"]["area_saving"] == PAPER["area_saving"]
     for name, row in saved["benchmarks"].items():
@@ -124,14 +130,14 @@ def test_reproduce_writes_summary_csvs_and_report(tmp_path):
         assert (tmp_path / figure).is_file(), figure
     assert "| speedup | 5.74-10.20x |" in report
     assert summary["ranges"]["v100"]["speedup"][0] > 0
-
-
-def test_config_override_validates_fields():
-    from h2learn.arch.config import default_config
-
-    config = override(default_config(), "forward_engine.lut_group_size", 6)
-    assert config.forward_engine.lut_group_size == 6
-    with pytest.raises(H2LearnError, match="no field"):
-        override(default_config(), "forward_engine.nope", 1)
-    with pytest.raises(ValueError):
-        override(default_config(), "forward_engine.lut_group_size", 0)
+    # the waterfall: per benchmark a list of steps, each a file with its three figures
+    assert set(saved["waterfall"]) == {b.name for b in BENCHMARKS[-2:]}
+    for steps in saved["waterfall"].values():
+        assert steps[0]["name"] == "default" and len(steps) > 5
+        for step in steps:
+            if "skipped" not in step:
+                assert (tmp_path / step["file"]).is_file()
+                assert {"speedup", "energy_saving", "area_saving", "assumption"} <= set(step)
+    assert "## The gap to the paper, taken apart" in report
+    assert "### The smallest set of assumptions" in report
+    assert saved["waterfall_search"]["smallest_set"]["max_size"] == 1

@@ -22,9 +22,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from h2learn.errors import H2LearnError  # noqa: E402
+from h2learn.report.assumptions import PAPER_V100  # noqa: E402
 from h2learn.report.plots import ENGINE_COLOURS  # noqa: E402
 
-PAPER_V100 = {"area saving": "7.38x", "speedup": "5.74-10.20x", "energy saving": "5.25-7.12x"}
+
+def paper_figure(key: str) -> str:
+    """The paper's figure for ``key`` (``speedup`` ...) as text, from the one copy."""
+    low, high = PAPER_V100[key]
+    return f"{low:.2f}x" if low == high else f"{low:.2f}-{high:.2f}x"
+
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }
@@ -181,7 +187,7 @@ def _simulation_section(sim: dict[str, Any]) -> str:
     ]
     v, d = sim["v100"], sim["dense"]
     ratios = [
-        [name, PAPER_V100[name], f"{v[key]:.2f}x", f"{d[key]:.2f}x"]
+        [name, paper_figure(key), f"{v[key]:.2f}x", f"{d[key]:.2f}x"]
         for name, key in (
             ("speedup", "speedup"),
             ("energy saving", "energy_saving"),

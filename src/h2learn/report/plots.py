@@ -92,3 +92,47 @@ def lines(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def waterfall(
+    steps: Sequence[Mapping[str, Any]],
+    ranges: Mapping[str, tuple[float, float]],
+    title: str,
+    path: Path,
+) -> Path:
+    """One panel per headline figure: each step's move from our default (log axis), the paper.
+
+    ``steps`` are waterfall records (``name``, ``speedup``, ``energy_saving``,
+    ``area_saving``; the first is the default, skipped steps are left out).
+    A line runs from the default's value to each step's value; green marks a
+    value inside the paper's range, which is shaded.
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    shown = [step for step in steps if "skipped" not in step]
+    names = [step["name"] for step in shown]
+    fig, axes = plt.subplots(
+        1, len(ranges), figsize=(4.2 * len(ranges), 0.4 * len(names) + 1.8), sharey=True
+    )
+    for ax, (metric, (low, high)) in zip(axes, ranges.items(), strict=True):
+        values = [step[metric] for step in shown]
+        start = values[0]
+        for row, value in enumerate(values):
+            inside = low <= round(value, 2) <= high
+            colour = "#444444" if row == 0 else ("#2ca02c" if inside else "#4c72b0")
+            ax.hlines(row, start, value, color=colour, lw=2)
+            ax.plot([value], [row], "o", color=colour)
+        ax.axvspan(low * 0.995, high * 1.005, color="#ff7f0e", alpha=0.3, label="paper")
+        ax.axvline(start, color="#444444", ls="--", lw=0.8, label="our default")
+        ax.set_xscale("log")
+        span = [*values, low, high]
+        ax.set_xlim(min(span) / 1.25, max(span) * 1.25)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_yticks(range(len(names)), names)
+        ax.set_title(metric.replace("_", " ") + " vs V100")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    return _save(fig, path)

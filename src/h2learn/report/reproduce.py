@@ -9,36 +9,28 @@ one CSV per benchmark with per-layer rows, PNG figures and ``report.md``.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from h2learn.arch.config import HardwareConfig, default_config
+from h2learn.arch.config import HardwareConfig, default_config, set_field
 from h2learn.arch.simulate import ablations, simulate
-from h2learn.baselines.dense import simulate_dense
 from h2learn.baselines.gpu import v100_training_step
-from h2learn.errors import DataError, H2LearnError
+from h2learn.compare import compare_designs
+from h2learn.errors import DataError
+from h2learn.report.assumptions import PAPER_V100
+from h2learn.report.grounding import TrainedSchedule, cpu_validation, trace_densities, trained_row
 from h2learn.spec import NetworkSpec, build_spec
+from h2learn.workload.densities import STATED_DENSITIES
 
-PAPER = {
-    "area_saving": 7.38,
-    "speedup": (5.74, 10.20),
-    "energy_saving": (5.25, 7.12),
+PAPER: dict[str, Any] = {
+    metric: low if low == high else (low, high) for metric, (low, high) in PAPER_V100.items()
 }
-"""H2Learn vs NVIDIA V100, from the paper's abstract (arXiv 2107.11746)."""
+"""H2Learn vs NVIDIA V100, from the paper's abstract (``report.assumptions.PAPER_V100``):
+a single figure (the area saving) as a number, a range as ``(low, high)``."""
 
-STATED_DENSITIES: dict[str, dict[str, float]] = {
-    "*": {"input": 0.15, "mask": 0.35, "du_psum": 1.0, "lower_mask": 0.35},
-}
-"""[ours] densities used where no trace can be recorded (see docs/reproduction.md).
-
-Spike density 0.15 and mask density 0.35 are what our own traces of trained
-fmnist-conv and fresh cifar-vgg networks show (``h2learn stats``); du at the
-partial sums is dense because batch norm's backward mixes every position.
-The sensitivity sweep varies both.
-"""
+__all__ = ["BENCHMARKS", "PAPER", "STATED_DENSITIES", "Benchmark", "reproduce", "run_benchmark"]
 
 
 @dataclass(frozen=True)
@@ -85,18 +77,6 @@ def _trace_if_possible(bench: Benchmark, batch_size: int, use_traces: bool):
         return None
 
 
-def compare(h2: Any, baseline: Any) -> dict[str, float]:
-    """Speedup, energy saving and area saving of H2Learn against a baseline.
-
-    Both arguments have ``seconds``, ``energy_j`` and ``area_mm2``.
-    """
-    return {
-        "speedup": baseline.seconds / h2.seconds,
-        "energy_saving": baseline.energy_j / h2.energy_j,
-        "area_saving": baseline.area_mm2 / h2.area_mm2,
-    }
-
-
 def run_benchmark(
     bench: Benchmark,
     config: HardwareConfig,
@@ -104,14 +84,13 @@ def run_benchmark(
     use_traces: bool = True,
 ) -> dict[str, Any]:
     """Simulate one benchmark on H2Learn, the V100 model and the dense accelerator."""
-    spec = bench.spec(batch_size)
     trace = _trace_if_possible(bench, batch_size, use_traces)
-    workload = trace if trace is not None else spec
+    workload = trace if trace is not None else bench.spec(batch_size)
     densities = None if trace is not None else STATED_DENSITIES
-    runs = ablations(workload, config, densities)
-    h2 = runs["h2learn"]
-    gpu = v100_training_step(spec)
-    dense = simulate_dense(spec, config)
+    comparison = compare_designs(workload, config, densities)
+    runs = {**ablations(workload, config, densities), "h2learn": comparison.h2learn}
+    gpu = comparison.v100
+    extra = {} if trace is None else {"densities": trace_densities(trace)}
     return {
         "benchmark": bench.name,
         "model": bench.model,
@@ -120,50 +99,30 @@ def run_benchmark(
         "sparsity_from": "trace (fresh model, real data)"
         if trace is not None
         else "stated densities",
-        "h2learn": h2.summary(),
+        "h2learn": comparison.h2learn.summary(),
         "v100_model": {
             "seconds": gpu.seconds,
             "energy_j": gpu.energy_j,
             "power_w": gpu.power_w,
             "area_mm2": gpu.area_mm2,
         },
-        "dense_accelerator": dense.to_dict(),
-        "v100": compare(h2, gpu),
-        "dense": compare(h2, dense),
+        "dense_accelerator": comparison.dense.to_dict(),
+        "v100": comparison.vs_v100,
+        "dense": comparison.vs_dense,
         "ablations": {
             name: {"seconds": r.seconds, "energy_j": r.energy_j} for name, r in runs.items()
         },
+        **extra,
         "_results": runs,
     }
-
-
-def override(config: HardwareConfig, path: str, value: Any) -> HardwareConfig:
-    """A copy of ``config`` with the dotted field ``path`` set to ``value`` (re-validated)."""
-    data = config.model_dump()
-    node = data
-    parts = path.split(".")
-    for part in parts[:-1]:
-        if not isinstance(node, dict) or part not in node:
-            raise H2LearnError(f"config has no field {path!r}; see configs/h2learn.yaml")
-        node = node[part]
-    if not isinstance(node, dict) or parts[-1] not in node:
-        raise H2LearnError(f"config has no field {path!r}; see configs/h2learn.yaml")
-    node[parts[-1]] = value
-    return HardwareConfig.model_validate(data)
-
-
-def with_group_size(config: HardwareConfig, k: int) -> HardwareConfig:
-    """The same design with LUT group size ``k`` in both LUT engines."""
-    config = override(config, "forward_engine.lut_group_size", k)
-    return override(config, "update_engine.lut_group_size", k)
 
 
 def sensitivity(bench: Benchmark, config: HardwareConfig, batch_size: int) -> dict[str, Any]:
     """Speedup and energy saving vs the V100 as spike density, mask density and k vary."""
     spec = bench.spec(batch_size)
     gpu = v100_training_step(spec)
-    spike_values = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4]
-    mask_values = [0.1, 0.2, 0.35, 0.5, 0.7]
+    spike_values = [0.05, 0.1, 0.2, 0.3, 0.45, 0.6]
+    mask_values = [0.1, 0.2, 0.3, 0.4, 0.5, 0.7]
     base = STATED_DENSITIES["*"]
     out: dict[str, Any] = {"spike_density": spike_values, "mask_density": mask_values}
     for label, key, values in (("spike", "input", spike_values), ("mask", "mask", mask_values)):
@@ -178,7 +137,7 @@ def sensitivity(bench: Benchmark, config: HardwareConfig, batch_size: int) -> di
         out[f"{label}_speedup"], out[f"{label}_energy_saving"] = speed, energy
     ks = [1, 2, 4, 6, 8]
     out["k"] = ks
-    k_results = [simulate(spec, with_group_size(config, k), STATED_DENSITIES) for k in ks]
+    k_results = [simulate(spec, set_field(config, "k", k), STATED_DENSITIES) for k in ks]
     out["k_speedup"] = [gpu.seconds / r.seconds for r in k_results]
     out["k_energy_saving"] = [gpu.energy_j / r.energy_j for r in k_results]
     out["k_area_mm2"] = [r.area_mm2 for r in k_results]
@@ -192,8 +151,28 @@ def reproduce(
     benchmarks: tuple[Benchmark, ...] = BENCHMARKS,
     use_traces: bool = True,
     progress: Callable[[str], None] | None = None,
+    waterfall: bool = True,
+    waterfall_max_size: int | None = None,
+    trained: TrainedSchedule | None = None,
+    cpu_cases: Sequence[tuple[str, int, int]] = (),
 ) -> dict[str, Any]:
-    """Run the suite and write summary.json, per-layer CSVs, figures and report.md."""
+    """Run the suite and write summary.json, per-layer CSVs, figures and report.md.
+
+    With ``waterfall`` (default) it also takes the gap to the paper apart
+    (:mod:`h2learn.report.waterfall`): ``summary["waterfall"]`` lists per
+    benchmark the steps (assumption, source, file, ``speedup``,
+    ``energy_saving``, ``area_saving`` vs the V100), ``summary["waterfall_search"]``
+    holds the area sizing and the smallest set of assumptions that lands
+    inside the paper's ranges (combinations of at most ``waterfall_max_size``
+    assumptions; None: all).  Each step's config is written under
+    ``out_dir/waterfall/<benchmark>/``.
+
+    With ``trained`` (and traces), every benchmark whose data is on the machine
+    is also simulated from a trained network's trace (``row["trained"]``:
+    densities and figures beside the fresh row; :mod:`h2learn.report.grounding`).
+    ``cpu_cases`` (model, batch, T) run the V100 model's method on this CPU
+    against the measured step (``summary["cpu_validation"]``).
+    """
     from h2learn.report.markdown import write_report
 
     out_dir = Path(out_dir)
@@ -204,6 +183,10 @@ def reproduce(
         if progress is not None:
             progress(bench.name)
         row = run_benchmark(bench, config, batch_size, use_traces)
+        if trained is not None and "densities" in row:
+            if progress is not None:
+                progress(f"{bench.name} (trained)")
+            row["trained"] = trained_row(bench, config, batch_size, out_dir, trained)
         (out_dir / f"{bench.name}_layers.csv").write_text(row["_results"]["h2learn"].layer_csv())
         rows.append(row)
     if progress is not None:
@@ -217,6 +200,16 @@ def reproduce(
         "ranges": _ranges(rows),
         "sensitivity": {"benchmark": benchmarks[0].name, **sweep},
     }
+    if cpu_cases:
+        if progress is not None:
+            progress("cpu validation")
+        summary["cpu_validation"] = cpu_validation(cpu_cases)
+    if waterfall:
+        from h2learn.report.waterfall import run_waterfall
+
+        parts = run_waterfall(out_dir, benchmarks, config, batch_size, waterfall_max_size, progress)
+        summary["waterfall"] = parts.pop("benchmarks")
+        summary["waterfall_search"] = parts
     from h2learn.snn.train import atomic_write_json
 
     atomic_write_json(out_dir / "summary.json", summary)
@@ -237,7 +230,3 @@ def _ranges(rows) -> dict[str, dict[str, list[float]]]:
             values = [row[baseline][metric] for row in rows]
             ranges[baseline][metric] = [min(values), max(values)]
     return ranges
-
-
-def load_summary(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())

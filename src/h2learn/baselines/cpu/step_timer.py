@@ -33,6 +33,8 @@ prediction is compared with.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -205,7 +207,7 @@ def profiled_gemm_share(runner: StepRunner) -> float:
     """
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         runner.plain()
         seconds = time.perf_counter() - start
@@ -215,3 +217,18 @@ def profiled_gemm_share(runner: StepRunner) -> float:
         if event.name in GEMM_OPS and not _nested_in_gemm(event)
     )
     return min(micros / 1e6 / seconds, 1.0)
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 for a moment: the profiler's C++ side logs each start and
+    stop there, which would break the one-line output of the commands that run it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
