@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean setup browser
+.PHONY: demo test lint bench clean setup browser data
 
 setup: $(STAMP)
 
@@ -27,7 +27,16 @@ browser:
 	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get install -y -q chromium >/dev/null 2>&1; \
 	  fi; true; }
 
-test: $(STAMP) browser
+# Debian's Fashion-MNIST (the full data set as gzipped IDX files): the tests that read the
+# real files run where it is installed, and `h2learn reproduce` traces fmnist-conv on it.
+data:
+	@[ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; }; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; \
+	  fi; true; }
+
+test: $(STAMP) browser data
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

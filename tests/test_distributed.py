@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from test_data import write_idx_set
+from snn.data.test_idx import write_idx_set
 from torch import nn
 
 from h2learn.errors import H2LearnError

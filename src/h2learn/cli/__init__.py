@@ -15,11 +15,14 @@ from h2learn.cli.app import app, console, fail, main, out
 COMMAND_MODULES = (
     "catalog",  # models, datasets
     "training",  # train
+    "encodings",  # encodings
     "workload",  # trace, stats
     "hardware",  # verify, simulate
     "studies",  # reproduce, sweep
     "reports",  # report
     "demo",  # demo
+    "interop",  # import, export (NIR)
+    "rtl",  # rtl (PE Verilog, synthesis, derived cost table)
 )
 
 for _name in COMMAND_MODULES:
