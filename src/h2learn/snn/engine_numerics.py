@@ -15,7 +15,7 @@ and computes its training step with the functional engine models of
 
 The engines *are* the arithmetic: each is an autograd function whose forward
 and backward call the engine model, so a training step is bit-identical to
-what the engines compute on its trace (``tests/test_engine_numerics.py`` checks
+what the engines compute on its trace (``tests/snn/test_engine_numerics.py`` checks
 this with :func:`h2learn.arch.verify.verify_trace`).  Outside the engines
 [ours, documented in docs/engine-numerics.md]: a bias or residual add rounds its
 result into the format; pooling moves values without arithmetic; the

@@ -310,7 +310,7 @@ def test_no_module_of_the_validation_imports_a_private_name():
 
     import h2learn.baselines.cpu as cpu_package
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     files = [
         *Path(cpu_package.__file__).parent.glob("*.py"),
         root / "benchmarks" / "validate_cpu_model.py",

@@ -315,7 +315,7 @@ def test_the_documented_example_runs():
     import re
     from pathlib import Path
 
-    doc = Path(__file__).resolve().parents[1] / "docs" / "building-networks.md"
+    doc = Path(__file__).resolve().parents[2] / "docs" / "building-networks.md"
     (code,) = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
     out = io.StringIO()
     torch.manual_seed(0)
