@@ -57,7 +57,7 @@ import peers  # noqa: E402
 
 from h2learn.snn.allocator import reuse_freed_memory  # noqa: E402
 from h2learn.snn.kernels import kernel_backend, kernels_available  # noqa: E402
-from h2learn.spec import NetworkSpec, build_spec  # noqa: E402
+from h2learn.spec import Workload, build_spec  # noqa: E402
 
 MM_SIZE = 2048
 
@@ -114,7 +114,7 @@ def targets(rows: dict, ours: str) -> dict[str, dict]:
     return out
 
 
-def step_flops(spec: NetworkSpec, batch: int) -> dict[str, float]:
+def step_flops(spec: Workload, batch: int) -> dict[str, float]:
     """Dense FLOPs of one training step: forward, input gradient, weight gradient."""
     samples = spec.time_steps * batch
     fwd = grad_in = 0.0

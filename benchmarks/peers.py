@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from h2learn.snn.models import SpikingNetwork, build
-from h2learn.spec import LayerSpec, NetworkSpec
+from h2learn.spec import AnyNetwork, LayerSpec
 
 INSTALL = {
     "snntorch": "pip install snntorch",
@@ -63,7 +63,7 @@ class Impl:
     notes: str = ""
 
 
-def _check_sequential(spec: NetworkSpec) -> None:
+def _check_sequential(spec: AnyNetwork) -> None:
     for i, layer in enumerate(spec.layers):
         if layer.source != i - 1 or layer.residual is not None:
             raise ValueError(

@@ -27,7 +27,6 @@ accepts one, and :func:`compare_config` simulates one alone; the waterfall of
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
     from h2learn.arch.simulate import SimResult
     from h2learn.baselines.dense import DenseResult
     from h2learn.baselines.gpu import GPUResult
-    from h2learn.spec import NetworkSpec
+    from h2learn.spec import Workload
 
 GPU_NUMERICS: tuple[str, ...] = tuple(NUMERICS)
 """The names ``baseline.gpu_numerics`` accepts: the keys of the V100 model's
@@ -153,7 +152,7 @@ class ComparisonConfig:
         model: str | None = None,
         batch_size: int | None = None,
         time_steps: int | None = None,
-    ) -> NetworkSpec:
+    ) -> Workload:
         """The network of the run; arguments (the command line) win over the file."""
         from h2learn.spec import build_spec
 
@@ -253,22 +252,20 @@ class Comparison:
         }
 
 
-def workload_spec(workload: Any) -> NetworkSpec:
+def workload_spec(workload: Any) -> Workload:
     """The network of a workload at its own batch size and time steps (a spec or a trace)."""
-    from h2learn.spec import NetworkSpec
+    from h2learn.spec import Workload
 
-    if isinstance(workload, NetworkSpec):
+    if isinstance(workload, Workload):
         return workload
     from h2learn.workload.trace import Trace
 
     if isinstance(workload, Trace):
-        return dataclasses.replace(
-            workload.spec, batch_size=workload.batch_size, time_steps=workload.time_steps
-        )
-    raise ConfigError(f"a comparison needs a Trace or a NetworkSpec, got {type(workload).__name__}")
+        return Workload(workload.spec.network, workload.batch_size, workload.time_steps)
+    raise ConfigError(f"a comparison needs a Trace or a Workload, got {type(workload).__name__}")
 
 
-def gpu_step(spec: NetworkSpec, gpu_numerics: str = "fp32") -> GPUResult:
+def gpu_step(spec: Workload, gpu_numerics: str = "fp32") -> GPUResult:
     """The V100 model's training iteration of ``spec`` in the given numerics (a key of
     :data:`h2learn.baselines.gpu.NUMERICS`: PyTorch AMP for ``fp16-tensor-core``)."""
     return v100_training_step(spec, numerics=check_gpu_numerics(gpu_numerics))
@@ -301,7 +298,7 @@ def compare_designs(
 
     Args:
         workload: a :class:`~h2learn.workload.trace.Trace` (trace mode) or a
-            :class:`~h2learn.spec.NetworkSpec` (statistical mode).
+            :class:`~h2learn.spec.Workload` (statistical mode).
         config: the H2Learn design; the dense accelerator shares its area and memory.
         densities: statistical mode only, as for :func:`h2learn.arch.simulate.simulate`.
         gpu_numerics: a key of :data:`GPU_NUMERICS`.

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from h2learn.spec import LayerSpec, NetworkSpec
+from h2learn.spec import AnyNetwork, LayerSpec
 
 NETWORK_INPUT = -1
 """The ``source`` of a layer that reads the network input."""
@@ -34,7 +34,7 @@ POOL_KINDS = ("avgpool", "maxpool")
 T = TypeVar("T")
 
 
-def producer(spec: NetworkSpec, index: int) -> tuple[int, list[LayerSpec]]:
+def producer(spec: AnyNetwork, index: int) -> tuple[int, list[LayerSpec]]:
     """The weighted layer whose output feeds layer ``index``, and the pooling layers between.
 
     Follows ``source`` through non-weighted layers (pooling, flatten).
@@ -50,7 +50,7 @@ def producer(spec: NetworkSpec, index: int) -> tuple[int, list[LayerSpec]]:
     return source, pools
 
 
-def consumers(spec: NetworkSpec) -> dict[int, list[int]]:
+def consumers(spec: AnyNetwork) -> dict[int, list[int]]:
     """``{index: layers whose source is index}``; ``NETWORK_INPUT`` lists the input's readers."""
     out: dict[int, list[int]] = {}
     for index, layer in enumerate(spec.layers):
@@ -58,7 +58,7 @@ def consumers(spec: NetworkSpec) -> dict[int, list[int]]:
     return out
 
 
-def residual_users(spec: NetworkSpec) -> dict[int, list[int]]:
+def residual_users(spec: AnyNetwork) -> dict[int, list[int]]:
     """``{index: layers that add index's output as their residual}``."""
     out: dict[int, list[int]] = {}
     for index, layer in enumerate(spec.layers):
@@ -67,7 +67,7 @@ def residual_users(spec: NetworkSpec) -> dict[int, list[int]]:
     return out
 
 
-def readers(spec: NetworkSpec) -> list[list[int]]:
+def readers(spec: AnyNetwork) -> list[list[int]]:
     """For each layer, the later layers that read its output (as source or residual)."""
     out: list[list[int]] = [[] for _ in spec.layers]
     for index, layer in enumerate(spec.layers):
@@ -77,7 +77,7 @@ def readers(spec: NetworkSpec) -> list[list[int]]:
     return out
 
 
-def carries_gradient(spec: NetworkSpec) -> list[bool]:
+def carries_gradient(spec: AnyNetwork) -> list[bool]:
     """Whether each layer's output carries a gradient in BPTT.
 
     True when the layer is weighted or any layer it reads (source or
@@ -93,7 +93,7 @@ def carries_gradient(spec: NetworkSpec) -> list[bool]:
     return needs
 
 
-def input_needs_gradient(spec: NetworkSpec, index: int) -> bool:
+def input_needs_gradient(spec: AnyNetwork, index: int) -> bool:
     """Whether the gradient w.r.t. layer ``index``'s inputs is needed (a weighted layer upstream).
 
     This is what decides whether a pooling layer runs a backward pass and
@@ -108,7 +108,7 @@ def input_needs_gradient(spec: NetworkSpec, index: int) -> bool:
 
 
 def route(
-    spec: NetworkSpec,
+    spec: AnyNetwork,
     own: list[T | None],
     through: Callable[[LayerSpec, T], T],
 ) -> list[T | None]:

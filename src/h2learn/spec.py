@@ -2,9 +2,12 @@
 
 A :class:`NetworkSpec` lists every layer with all the shapes a cost model
 needs (kind, channels, kernel, stride, padding, input and output sizes), the
-number of time steps, the batch size and the LIF neuron parameters.  The model
-zoo (:mod:`h2learn.snn.models`) builds PyTorch modules from it and the
-accelerator model reads it; neither keeps its own copy of a layer list.
+and the LIF neuron parameters.  The run sizes (batch size and number of time
+steps) are not part of the network: a :class:`Workload` pairs a network with
+them, and :func:`build_spec` and :func:`expand` return one (the zoo's default
+run unless overridden).  The model zoo (:mod:`h2learn.snn.models`) builds
+PyTorch modules from it and the accelerator model reads it; neither keeps its
+own copy of a layer list.
 
 This module is the foundation of the package: it imports nothing else of
 h2learn but the error types, so every layer may import it.
@@ -155,14 +158,12 @@ rate- or latency-coded image; the encoding layer then has binary input)."""
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """A whole network: layers, time steps, batch, neuron parameters, input."""
+    """A whole network: layers, neuron parameters, input; no run sizes (see :class:`Workload`)."""
 
     name: str
     input_shape: tuple[int, ...]
     num_classes: int
     layers: tuple[LayerSpec, ...]
-    time_steps: int = 6
-    batch_size: int = 32
     lif: LIFParams = field(default_factory=LIFParams)
     input_kind: Literal["image", "events", "spikes"] = "image"
 
@@ -171,10 +172,6 @@ class NetworkSpec:
             raise SpecError(
                 f"input_kind={self.input_kind!r}; choose one of: {', '.join(INPUT_KINDS)}"
             )
-        if self.time_steps < 1:
-            raise SpecError(f"time_steps={self.time_steps}: T must be at least 1")
-        if self.batch_size < 1:
-            raise SpecError(f"batch_size={self.batch_size}: the batch must hold at least 1 sample")
 
     @property
     def weighted_layers(self) -> list[LayerSpec]:
@@ -188,6 +185,7 @@ class NetworkSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
+        """Read :meth:`to_dict`'s form; run sizes in it (a workload's) are ignored."""
         try:
             layers = tuple(
                 LayerSpec(
@@ -204,8 +202,6 @@ class NetworkSpec:
                 input_shape=tuple(data["input_shape"]),
                 num_classes=int(data["num_classes"]),
                 layers=layers,
-                time_steps=int(data["time_steps"]),
-                batch_size=int(data["batch_size"]),
                 lif=LIFParams(**data["lif"]),
                 input_kind=data.get("input_kind", "image"),
             )
@@ -217,6 +213,95 @@ class NetworkSpec:
     @classmethod
     def from_json(cls, text: str) -> NetworkSpec:
         return cls.from_dict(json.loads(text))
+
+
+RUN_FIELDS = ("time_steps", "batch_size")
+"""The run sizes a :class:`Workload` adds to a :class:`NetworkSpec`."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A network and the sizes of one run of it: the batch and the time steps ``T``.
+
+    This is what every cost model and the training loop consume.  The
+    network's fields are readable on it directly (``workload.layers``,
+    ``workload.lif``, ...), so code that needs only the network takes either;
+    ``dataclasses.replace(workload, batch_size=...)`` resizes the run.  Its
+    dict form is the network's with ``time_steps`` and ``batch_size`` added,
+    the layout traces, checkpoints and exports have always stored.
+    """
+
+    network: NetworkSpec
+    batch_size: int = 32
+    time_steps: int = 6
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.network, NetworkSpec):
+            raise SpecError(f"a workload needs a NetworkSpec, got {type(self.network).__name__}")
+        if self.time_steps < 1:
+            raise SpecError(f"time_steps={self.time_steps}: T must be at least 1")
+        if self.batch_size < 1:
+            raise SpecError(f"batch_size={self.batch_size}: the batch must hold at least 1 sample")
+
+    @property
+    def name(self) -> str:
+        return self.network.name
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.network.input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self.network.num_classes
+
+    @property
+    def layers(self) -> tuple[LayerSpec, ...]:
+        return self.network.layers
+
+    @property
+    def lif(self) -> LIFParams:
+        return self.network.lif
+
+    @property
+    def input_kind(self) -> Literal["image", "events", "spikes"]:
+        return self.network.input_kind
+
+    @property
+    def weighted_layers(self) -> list[LayerSpec]:
+        return self.network.weighted_layers
+
+    def with_network(self, **changes: Any) -> Workload:
+        """This run on a network with ``changes`` applied (``lif=...``, ``layers=...``)."""
+        return dataclasses.replace(self, network=dataclasses.replace(self.network, **changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.network.to_dict(),
+            "time_steps": self.time_steps,
+            "batch_size": self.batch_size,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Workload:
+        network = NetworkSpec.from_dict(data)
+        try:
+            return cls(network, int(data["batch_size"]), int(data["time_steps"]))
+        except (KeyError, TypeError) as exc:
+            raise SpecError(
+                f"workload is malformed ({exc}); re-create it with this version"
+            ) from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> Workload:
+        return cls.from_dict(json.loads(text))
+
+
+AnyNetwork = NetworkSpec | Workload
+"""What code that reads only the network takes: a workload reads its network's fields through."""
 
 
 # --------------------------------------------------------------------------
@@ -269,8 +354,12 @@ def expand(
     num_classes: int,
     sketch: Sequence[LayerSketch],
     **network_fields: Any,
-) -> NetworkSpec:
-    """Infer every layer's shapes from a sketch and return the full spec.
+) -> Workload:
+    """Infer every layer's shapes from a sketch and return the network with its run sizes.
+
+    ``network_fields`` are :class:`NetworkSpec` fields (``lif``,
+    ``input_kind``) and the run sizes ``time_steps`` and ``batch_size``
+    (defaults 6 and 32), which go to the returned :class:`Workload`.
 
     A ``Flatten`` is inserted automatically before the first ``FC`` that
     follows a feature map.  The first weighted layer becomes the encoding
@@ -381,13 +470,15 @@ def expand(
             raise SpecError(f"unknown layer sketch {item!r}")
     if current != (num_classes,):
         raise SpecError(f"{name}: the last layer gives {current}, expected ({num_classes},)")
-    return NetworkSpec(
+    run = {key: int(network_fields.pop(key)) for key in RUN_FIELDS if key in network_fields}
+    network = NetworkSpec(
         name=name,
         input_shape=tuple(int(s) for s in input_shape),
         num_classes=num_classes,
         layers=tuple(layers),
         **network_fields,
     )
+    return Workload(network, **run)
 
 
 # --------------------------------------------------------------------------
@@ -530,8 +621,10 @@ def model_names() -> list[str]:
     return list(ZOO)
 
 
-def build_spec(name: str, **overrides: Any) -> NetworkSpec:
-    """Return the spec of zoo model ``name``.
+def build_spec(name: str, **overrides: Any) -> Workload:
+    """Return zoo model ``name`` with its default run sizes, as a :class:`Workload`.
+
+    ``build_spec(name).network`` is the network alone.
 
     ``overrides`` may set ``num_classes``, ``time_steps``, ``batch_size``,
     ``input_shape`` (e.g. MNIST's 28x28 for a model sized for another

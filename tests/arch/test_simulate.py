@@ -232,7 +232,7 @@ def test_result_serialises_and_has_layer_rows(real_trace):
 
 
 def test_bad_workloads_and_densities_fail_clearly(real_trace):
-    with pytest.raises(SimulationError, match="Trace or a NetworkSpec"):
+    with pytest.raises(SimulationError, match="Trace or a Workload"):
         simulate("cifar-vgg")
     with pytest.raises(SimulationError, match="densities"):
         simulate(real_trace, densities={"*": {"input": 0.1}})

@@ -79,7 +79,7 @@ def kernel_row(result, layer: str, kernel: str):
 def test_repeated_image_first_layer_computes_once_per_sample():
     # cifar-vgg conv1: 3x32x32 -> 128x32x32, 3x3 kernel: 128*32*32 outputs x 27 MACs per sample.
     image = build_spec("cifar-vgg")
-    events = dataclasses.replace(image, input_kind="events")
+    events = image.with_network(input_kind="events")
     steps, batch = image.time_steps, image.batch_size
     macs_per_sample = 128 * 32 * 32 * 3 * 3 * 3
     once, every_step = v100_training_step(image), v100_training_step(events)

@@ -139,7 +139,7 @@ def test_snntorch_export_imports_with_the_same_spikes(tmp_path):
         assert torch.equal(theirs, mine)
     # The comparison is sharp: a decay or threshold off by 2% changes the spikes.
     for wrong in ({"alpha": BETA * 0.98}, {"v_th": THRESHOLD * 1.02}):
-        off = dataclasses.replace(spec, lif=dataclasses.replace(spec.lif, **wrong))
+        off = spec.with_network(lif=dataclasses.replace(spec.lif, **wrong))
         changed = h2learn_spikes(build_model(off, imported.state_dict, "test"), x)
         assert any(not torch.equal(a, b) for a, b in zip(reference, changed, strict=True))
 
@@ -245,8 +245,8 @@ def test_round_trip_folds_batch_norm_into_the_weights(tmp_path):
     spec = build_spec("digits-mlp", time_steps=4)
     model = _random_weights(SpikingNetwork(spec), seed=5)
     again, model_again = _round_trip(model, tmp_path / "digits.nir")
-    assert again == dataclasses.replace(
-        spec, layers=tuple(dataclasses.replace(layer, batch_norm=False) for layer in spec.layers)
+    assert again == spec.with_network(
+        layers=tuple(dataclasses.replace(layer, batch_norm=False) for layer in spec.layers)
     )
     x = torch.rand(9, 1, 8, 8)
     first, second = h2learn_spikes(model, x), h2learn_spikes(model_again, x)

@@ -39,7 +39,7 @@ from h2learn.arch.names import (
     component,
 )
 from h2learn.graph import POOL_KINDS
-from h2learn.spec import LayerSpec, NetworkSpec
+from h2learn.spec import AnyNetwork, LayerSpec
 
 Actions = dict[tuple[str, str], float]
 
@@ -215,7 +215,7 @@ def elementwise_actions(task: TaskActivity, ctx: ActionContext, layer: LayerSpec
 def task_actions(
     task: TaskActivity,
     config: HardwareConfig | ActionContext,
-    spec: NetworkSpec | None,
+    spec: AnyNetwork | None,
     mac_unit: str = Engine.BACKWARD,
 ) -> Actions:
     """``(component, action) -> count`` of one task (the mapping is documented per engine).

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from h2learn.arch.config import HardwareConfig
-from h2learn.spec import LayerSpec, NetworkSpec
+from h2learn.spec import AnyNetwork, LayerSpec
 
 
 def micro_batches(batch: int, size: int) -> list[tuple[int, int]]:
@@ -33,7 +33,7 @@ def micro_batches(batch: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(batch, start + size)) for start in range(0, batch, size)]
 
 
-def layer_major(spec: NetworkSpec, config: HardwareConfig) -> bool:
+def layer_major(spec: AnyNetwork, config: HardwareConfig) -> bool:
     """Whether tasks run layer by layer over the mini-batch (batch-norm batch statistics)."""
     uses_bn = any(layer.batch_norm for layer in spec.weighted_layers)
     return bool(config.schedule.bn_batch_statistics and uses_bn)
@@ -109,7 +109,7 @@ def psum_spill_words(layer: LayerSpec, config: HardwareConfig, k: int, points: i
     return float(layer.out_channels * points * (blocks - 1))
 
 
-def tables_persist(spec: NetworkSpec, config: HardwareConfig, layer: LayerSpec) -> bool:
+def tables_persist(spec: AnyNetwork, config: HardwareConfig, layer: LayerSpec) -> bool:
     """Whether the Forward Engine keeps a layer's weight tables across its micro-batches.
 
     True in layer-by-layer order when every lane's tables of all passes fit

@@ -50,7 +50,7 @@ from h2learn.arch.config import HardwareConfig
 from h2learn.arch.mapping import layer_major
 from h2learn.arch.names import DRAM, Action, Buffer, Phase, TaskKey, buffer_config
 from h2learn.graph import producer
-from h2learn.spec import LayerSpec, NetworkSpec
+from h2learn.spec import LayerSpec, Workload
 
 CLASS_BUFFER: dict[str, Buffer] = {
     "weights": Buffer.WEIGHT,
@@ -125,7 +125,7 @@ class MemoryPlan:
         }
 
 
-def footprint(layer: LayerSpec, index: int, spec: NetworkSpec, word_bits: int) -> LayerFootprint:
+def footprint(layer: LayerSpec, index: int, spec: Workload, word_bits: int) -> LayerFootprint:
     """What BPTT keeps for ``layer`` per sample, and its transient gradients."""
     steps, word = spec.time_steps, word_bits / 8
     inputs = math.prod(layer.in_shape)
@@ -170,7 +170,7 @@ def _greedy_residency(needs: list[tuple[str, float]], capacity: float) -> dict[s
 class _Planner:
     """Builds a :class:`MemoryPlan` for the tasks of one iteration."""
 
-    def __init__(self, spec: NetworkSpec, config: HardwareConfig, tasks: list[TaskActivity]):
+    def __init__(self, spec: Workload, config: HardwareConfig, tasks: list[TaskActivity]):
         self.spec, self.config = spec, config
         self.tasks = tasks
         self.batch = spec.batch_size
@@ -380,7 +380,7 @@ class _Planner:
         return self.plan
 
 
-def plan_memory(spec: NetworkSpec, config: HardwareConfig, tasks: list[TaskActivity]) -> MemoryPlan:
+def plan_memory(spec: Workload, config: HardwareConfig, tasks: list[TaskActivity]) -> MemoryPlan:
     """Residency and per-task DRAM traffic of one training iteration (module docstring rules)."""
     return _Planner(spec, config, tasks).build()
 

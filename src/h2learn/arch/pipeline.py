@@ -37,7 +37,7 @@ from h2learn.arch.config import HardwareConfig
 from h2learn.arch.mapping import layer_major
 from h2learn.arch.names import Phase, TaskKey
 from h2learn.graph import consumers, residual_users
-from h2learn.spec import NetworkSpec
+from h2learn.spec import AnyNetwork
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Schedule:
 class TaskGraph:
     """Dependencies and the issue order of the tasks of one iteration."""
 
-    def __init__(self, spec: NetworkSpec, tasks: list[TaskActivity], config: HardwareConfig):
+    def __init__(self, spec: AnyNetwork, tasks: list[TaskActivity], config: HardwareConfig):
         self.spec = spec
         self.tasks = {task.key: task for task in tasks}
         self.micro = sorted({t.micro_batch for t in tasks if t.phase != Phase.OPTIMIZER})

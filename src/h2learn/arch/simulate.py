@@ -29,7 +29,7 @@ from h2learn.arch.memory import MemoryPlan, dram_cycles, plan_memory, staging_ac
 from h2learn.arch.names import Engine, TaskKey, category
 from h2learn.arch.pipeline import Schedule, TaskGraph, TimelineEntry, run_schedule
 from h2learn.errors import H2LearnError
-from h2learn.spec import NetworkSpec
+from h2learn.spec import Workload
 
 LAYER_COLUMNS: tuple[str, ...] = (
     "layer",
@@ -331,16 +331,16 @@ def evaluate(activity: Activity, config: HardwareConfig) -> SimResult:
 
 
 def build_activity(workload, config: HardwareConfig, densities=None) -> Activity:
-    """Trace -> trace mode; NetworkSpec -> statistical mode (densities or the defaults)."""
-    if isinstance(workload, NetworkSpec):
+    """Trace -> trace mode; Workload -> statistical mode (densities or the defaults)."""
+    if isinstance(workload, Workload):
         return activity_from_densities(workload, densities, config)
     from h2learn.workload.trace import Trace
 
     if isinstance(workload, Trace):
         if densities is not None:
-            raise SimulationError("densities apply to a NetworkSpec; a trace has its own data")
+            raise SimulationError("densities apply to a Workload; a trace has its own data")
         return activity_from_trace(workload, config)
-    raise SimulationError(f"simulate needs a Trace or a NetworkSpec, got {type(workload).__name__}")
+    raise SimulationError(f"simulate needs a Trace or a Workload, got {type(workload).__name__}")
 
 
 def simulate(
@@ -352,7 +352,7 @@ def simulate(
 
     Args:
         workload: a :class:`~h2learn.workload.trace.Trace` (trace mode: exact
-            counts) or a :class:`~h2learn.spec.NetworkSpec` (statistical mode).
+            counts) or a :class:`~h2learn.spec.Workload` (statistical mode).
         config: the hardware (default: :func:`~h2learn.arch.config.default_config`).
         densities: statistical mode only; per weighted layer ``input``,
             ``mask``, ``du_psum``, ``lower_mask`` (``"*"`` for all layers).

@@ -35,7 +35,7 @@ from h2learn.arch.simulate import (
     evaluate_tasks,
     h2learn_area_components,
 )
-from h2learn.spec import LayerSpec, NetworkSpec
+from h2learn.spec import LayerSpec, Workload
 
 MAC_ARRAY = Engine.MAC_ARRAY
 """The dense design's one MAC array (its components are ``mac_array.<part>``)."""
@@ -145,7 +145,7 @@ class DenseProvider:
         return expected_backward(layer, self.config, steps, 1.0, None, units=self.units)
 
 
-def dense_activity(spec: NetworkSpec, config: HardwareConfig, units: int) -> Activity:
+def dense_activity(spec: Workload, config: HardwareConfig, units: int) -> Activity:
     """Every task of one iteration on the dense design (counts are data-independent)."""
     builder = ActivityBuilder(spec, config, spec.batch_size, spec.time_steps, mac_array=MAC_ARRAY)
     tasks = builder.build(DenseProvider(config, spec.time_steps, units))
@@ -154,19 +154,15 @@ def dense_activity(spec: NetworkSpec, config: HardwareConfig, units: int) -> Act
     )
 
 
-def _spec_of(workload) -> NetworkSpec:
-    if isinstance(workload, NetworkSpec):
+def _spec_of(workload) -> Workload:
+    if isinstance(workload, Workload):
         return workload
     from h2learn.workload.trace import Trace
 
     if isinstance(workload, Trace):
-        import dataclasses
-
-        return dataclasses.replace(
-            workload.spec, batch_size=workload.batch_size, time_steps=workload.time_steps
-        )
+        return Workload(workload.spec.network, workload.batch_size, workload.time_steps)
     raise SimulationError(
-        f"simulate_dense needs a Trace or a NetworkSpec, got {type(workload).__name__}"
+        f"simulate_dense needs a Trace or a Workload, got {type(workload).__name__}"
     )
 
 

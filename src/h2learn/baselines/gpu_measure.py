@@ -30,7 +30,7 @@ from typing import Any
 
 from h2learn.baselines.gpu import v100_training_step
 from h2learn.errors import H2LearnError
-from h2learn.spec import NetworkSpec, build_spec
+from h2learn.spec import Workload, build_spec
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +126,14 @@ def _check_arguments(batch_size: int, time_steps: int | None, steps: int, warmup
         raise MeasureError(f"warmup={warmup} must be 0 or more")
 
 
-def _spec(model_name: str, batch_size: int, time_steps: int | None) -> NetworkSpec:
+def _spec(model_name: str, batch_size: int, time_steps: int | None) -> Workload:
     overrides: dict[str, Any] = {"batch_size": batch_size}
     if time_steps is not None:
         overrides["time_steps"] = time_steps
     return build_spec(model_name, **overrides)
 
 
-def _modelled(spec: NetworkSpec) -> dict[str, float]:
+def _modelled(spec: Workload) -> dict[str, float]:
     result = v100_training_step(spec)
     return {"seconds": result.seconds, "energy_j": result.energy_j, "power_w": result.power_w}
 
@@ -168,7 +168,7 @@ def measure_training_step(
     return _run(spec, steps, warmup, device_index, seed, lr)
 
 
-def _synthetic_batch(spec: NetworkSpec, device: Any) -> tuple[Any, Any]:
+def _synthetic_batch(spec: Workload, device: Any) -> tuple[Any, Any]:
     """A fixed random batch shaped like the dataset's (events batch-major, as loaders give them)."""
     import torch
 
@@ -184,7 +184,7 @@ def _synthetic_batch(spec: NetworkSpec, device: Any) -> tuple[Any, Any]:
 
 
 def _run(
-    spec: NetworkSpec, steps: int, warmup: int, device_index: int, seed: int, lr: float
+    spec: Workload, steps: int, warmup: int, device_index: int, seed: int, lr: float
 ) -> dict[str, Any]:
     import torch
 
@@ -194,7 +194,7 @@ def _run(
 
 
 def _timed_steps(
-    spec: NetworkSpec, steps: int, warmup: int, device: Any, seed: int, lr: float
+    spec: Workload, steps: int, warmup: int, device: Any, seed: int, lr: float
 ) -> dict[str, Any]:
     """Warm up, then time ``steps`` training steps with CUDA events and the NVML counter."""
     import torch

@@ -25,7 +25,7 @@ from torch import nn
 from h2learn.interop.neurons import DEFAULT_DT, NIRError
 from h2learn.interop.nir import META, build_model, weighted_op
 from h2learn.snn.models import SpikingNetwork
-from h2learn.spec import LayerSpec, NetworkSpec
+from h2learn.spec import LayerSpec, Workload
 
 WEIGHTS_FORMAT = "h2learn-weights"
 WEIGHTS_VERSION = 1
@@ -62,7 +62,7 @@ def export_network(model: SpikingNetwork, dt: float = DEFAULT_DT) -> nir.NIRGrap
         raise NIRError(f"the exported graph does not type-check: {exc}") from None
 
 
-def _metadata(spec: NetworkSpec, dt: float) -> dict[str, Any]:
+def _metadata(spec: Workload, dt: float) -> dict[str, Any]:
     """What NIR cannot say but a round trip through h2learn needs (hints for the importer)."""
     lif = spec.lif
     values = {
@@ -116,7 +116,7 @@ def _weighted_node(layer: LayerSpec, weight: np.ndarray, bias: np.ndarray) -> ni
     return nir.Affine(weight=weight, bias=bias)
 
 
-def _neuron_node(layer: LayerSpec, spec: NetworkSpec, dt: float) -> nir.NIRNode:
+def _neuron_node(layer: LayerSpec, spec: Workload, dt: float) -> nir.NIRNode:
     """``LIF`` with ``tau = dt/(1-alpha)`` and ``r = tau/dt`` (unit gain); ``IF`` for alpha 1."""
     shape = layer.out_shape
     v_th, zero = np.full(shape, spec.lif.v_th), np.zeros(shape)
@@ -147,7 +147,7 @@ def write_nir(graph: nir.NIRGraph, path: Path) -> None:
         raise NIRError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def save_weights(path: Path, spec: NetworkSpec, state_dict: dict[str, torch.Tensor]) -> None:
+def save_weights(path: Path, spec: Workload, state_dict: dict[str, torch.Tensor]) -> None:
     """Write the weights file ``import`` produces next to the spec (``export`` reads it back)."""
     state = {
         "version": WEIGHTS_VERSION,
@@ -174,5 +174,5 @@ def load_weights_file(path: Path) -> SpikingNetwork:
         ) from None
     if not isinstance(state, dict) or "spec" not in state or "model" not in state:
         raise NIRError(f"{path} holds no network (expected a checkpoint with a spec and weights)")
-    spec = NetworkSpec.from_dict(state["spec"])
+    spec = Workload.from_dict(state["spec"])
     return build_model(spec, state["model"], str(path))

@@ -41,9 +41,9 @@ from h2learn.spec import (
     Flatten,
     LayerSketch,
     LIFParams,
-    NetworkSpec,
     Pool,
     SpecError,
+    Workload,
 )
 from h2learn.spec import expand as expand_sketch
 
@@ -57,7 +57,7 @@ META = "h2learn_"  # prefix of the graph metadata h2learn's exporter writes (hin
 class Imported:
     """A NIR graph as an h2learn network: its spec, weights and neuron translations."""
 
-    spec: NetworkSpec
+    spec: Workload
     state_dict: dict[str, torch.Tensor]
     neurons: dict[str, NeuronTranslation] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -190,7 +190,7 @@ def import_graph(
     return Imported(spec, _state_dict(spec, layers), dict(builder.neurons), tuple(notes))
 
 
-def _state_dict(spec: NetworkSpec, layers: list[tuple[str, np.ndarray, np.ndarray]]):
+def _state_dict(spec: Workload, layers: list[tuple[str, np.ndarray, np.ndarray]]):
     """The weight and bias of every weighted layer, under the names the model gives them."""
     model = SpikingNetwork(spec)
     names = {id(param): name for name, param in model.named_parameters()}
@@ -213,9 +213,7 @@ def weighted_op(module: nn.Module, name: str) -> nn.Conv2d | nn.Linear:
     return ops[0]
 
 
-def build_model(
-    spec: NetworkSpec, state_dict: dict[str, torch.Tensor], origin: str
-) -> SpikingNetwork:
+def build_model(spec: Workload, state_dict: dict[str, torch.Tensor], origin: str) -> SpikingNetwork:
     """A :class:`SpikingNetwork` for ``spec`` holding ``state_dict``, in ``eval()`` mode."""
     try:
         model = SpikingNetwork(spec)

@@ -21,7 +21,7 @@ from h2learn.compare import compare_designs
 from h2learn.errors import DataError
 from h2learn.report.assumptions import PAPER_V100
 from h2learn.report.grounding import TrainedSchedule, cpu_validation, trace_densities, trained_row
-from h2learn.spec import NetworkSpec, build_spec
+from h2learn.spec import Workload, build_spec
 from h2learn.workload.densities import STATED_DENSITIES
 
 PAPER: dict[str, Any] = {
@@ -44,7 +44,7 @@ class Benchmark:
     dataset: str | None
     overrides: dict[str, Any] = field(default_factory=dict)
 
-    def spec(self, batch_size: int) -> NetworkSpec:
+    def spec(self, batch_size: int) -> Workload:
         return build_spec(
             self.model,
             num_classes=self.num_classes,

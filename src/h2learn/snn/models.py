@@ -1,4 +1,4 @@
-"""The model zoo: spiking networks built from a :class:`~h2learn.spec.NetworkSpec`.
+"""The model zoo: spiking networks built from a :class:`~h2learn.spec.Workload`.
 
 ``build("cifar-vgg", num_classes=100)`` returns a :class:`SpikingNetwork`
 whose layers are exactly ``build_spec("cifar-vgg", num_classes=100).layers``,
@@ -14,7 +14,7 @@ from torch import nn
 
 from h2learn.snn.blocks import build_layer
 from h2learn.snn.norm_fire import poolable
-from h2learn.spec import ZOO, NetworkSpec, SpecError, build_spec, model_names
+from h2learn.spec import ZOO, SpecError, Workload, build_spec, model_names
 
 
 class SpikingNetwork(nn.Module):
@@ -26,7 +26,7 @@ class SpikingNetwork(nn.Module):
     ``[B, num_classes]`` (its spike rate when the last layer fires).
     """
 
-    def __init__(self, spec: NetworkSpec) -> None:
+    def __init__(self, spec: Workload) -> None:
         super().__init__()
         self.spec = spec
         self.layers = nn.ModuleList(build_layer(layer, spec.lif) for layer in spec.layers)
@@ -98,7 +98,7 @@ class SpikingNetwork(nn.Module):
         return out, {"input": inp, "current": current, "output": out}
 
 
-def _last_uses(spec: NetworkSpec) -> list[list[int]]:
+def _last_uses(spec: Workload) -> list[list[int]]:
     """For each layer index ``i``: the earlier layers whose outputs are last read by layer ``i``.
 
     The last layer's output (the read-out) is never listed.
@@ -114,7 +114,7 @@ def _last_uses(spec: NetworkSpec) -> list[list[int]]:
     return drops
 
 
-def _fusable_pools(spec: NetworkSpec) -> dict[int, tuple[int, bool, bool]]:
+def _fusable_pools(spec: Workload) -> dict[int, tuple[int, bool, bool]]:
     """``{conv layer index: (kernel, planar, average)}`` where pooling can run inside the layer.
 
     The layer is a firing conv with no residual input whose spikes only the

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 from h2learn.errors import H2LearnError
 from h2learn.graph import NETWORK_INPUT, producer
-from h2learn.spec import NetworkSpec
+from h2learn.spec import AnyNetwork
 
 Densities = dict[str, dict[str, float | None]]
 """``{layer name: {field: density or None}}``."""
@@ -62,7 +62,7 @@ class DensityError(H2LearnError, ValueError):
     """Densities do not fit the network (the message names the layer and field)."""
 
 
-def _routed_mask(spec: NetworkSpec, index: int, densities: Densities) -> float | None:
+def _routed_mask(spec: AnyNetwork, index: int, densities: Densities) -> float | None:
     """The producer's mask density, OR-ed over every max/avg-pooling window in between."""
     layer = spec.layers[index]
     if layer.encoding:
@@ -78,7 +78,7 @@ def _routed_mask(spec: NetworkSpec, index: int, densities: Densities) -> float |
     return mask
 
 
-def default_densities(spec: NetworkSpec) -> Densities:
+def default_densities(spec: AnyNetwork) -> Densities:
     """Per weighted layer: ``input``, ``mask``, ``du_psum`` and ``lower_mask`` densities [ours].
 
     ``input``: :data:`DEFAULT_SPIKE_DENSITY` for binary inputs, 1 for analog;
@@ -111,7 +111,7 @@ def _check_value(name: str, key: str, value: float | None) -> float | None:
 
 
 def resolve_densities(
-    spec: NetworkSpec, densities: Mapping[str, Mapping[str, float | None]] | None
+    spec: AnyNetwork, densities: Mapping[str, Mapping[str, float | None]] | None
 ) -> Densities:
     """Defaults overridden by ``densities`` (per layer name; ``"*"`` applies to every layer).
 

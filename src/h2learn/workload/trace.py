@@ -32,7 +32,7 @@ from h2learn.errors import H2LearnError
 from h2learn.graph import route
 from h2learn.snn.models import SpikingNetwork
 from h2learn.snn.neuron import lif, lif_states
-from h2learn.spec import LayerSpec, NetworkSpec, SpecError
+from h2learn.spec import LayerSpec, SpecError, Workload
 
 FORMAT_NAME = "h2learn-trace"
 FORMAT_VERSION = 1
@@ -83,7 +83,7 @@ def _pooled_mask(mask: torch.Tensor, layer: LayerSpec) -> torch.Tensor:
     return pooled.unflatten(0, (steps, -1)) > 0
 
 
-def _lower_masks(spec: NetworkSpec, masks: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
+def _lower_masks(spec: Workload, masks: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
     """For each layer, the mask of the neurons whose values it receives (None: all needed)."""
 
     def through(layer: LayerSpec, mask: torch.Tensor) -> torch.Tensor:
@@ -244,7 +244,7 @@ def _layer_tensors(layer: LayerSpec, module, entry: dict[str, torch.Tensor], spe
 class Trace:
     """A recorded training iteration: spec, per-layer tensors, metadata."""
 
-    def __init__(self, spec: NetworkSpec, layers: list[LayerRecord], meta: dict[str, Any]):
+    def __init__(self, spec: Workload, layers: list[LayerRecord], meta: dict[str, Any]):
         self.spec = spec
         self.layers = layers
         self.meta = meta
@@ -305,7 +305,7 @@ class Trace:
         try:
             with zipfile.ZipFile(path) as archive:
                 meta = _read_meta(archive, path)
-                spec = NetworkSpec.from_dict(meta["spec"])
+                spec = Workload.from_dict(meta["spec"])
                 layers = _read_layers(archive, meta, spec, path)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise TraceError(
@@ -364,7 +364,7 @@ def _expected_shapes(layer: LayerSpec, steps: int, batch: int) -> dict[str, tupl
     return shapes
 
 
-def _read_layers(archive, meta, spec: NetworkSpec, path: Path) -> list[LayerRecord]:
+def _read_layers(archive, meta, spec: Workload, path: Path) -> list[LayerRecord]:
     steps, batch = int(meta["time_steps"]), int(meta["batch_size"])
     records = []
     for layer in spec.weighted_layers:

@@ -36,7 +36,7 @@ from h2learn.arch.config import HardwareConfig
 from h2learn.arch.mapping import micro_batches, tables_persist
 from h2learn.arch.names import NO_LAYER, PHASES, Engine, Phase, TaskKind
 from h2learn.graph import POOL_KINDS, input_needs_gradient
-from h2learn.spec import LayerSpec, NetworkSpec
+from h2learn.spec import LayerSpec, Workload
 from h2learn.workload.densities import resolve_densities
 
 Counts = dict[str, float]
@@ -107,7 +107,7 @@ class ActivityBuilder:
 
     def __init__(
         self,
-        spec: NetworkSpec,
+        spec: Workload,
         config: HardwareConfig,
         batch: int,
         steps: int,
@@ -200,7 +200,7 @@ class ActivityBuilder:
 
 
 def activity_from_densities(
-    spec: NetworkSpec,
+    spec: Workload,
     densities: Mapping[str, Mapping[str, float | None]] | None,
     config: HardwareConfig,
 ) -> Activity:
@@ -230,9 +230,7 @@ def activity_from_trace(trace, config: HardwareConfig) -> Activity:
     The network's batch and time steps are the trace's; every count is an
     exact integer (stored as float).
     """
-    spec = trace.spec
-    if trace.batch_size != spec.batch_size or trace.time_steps != spec.time_steps:
-        spec = dataclasses.replace(spec, batch_size=trace.batch_size, time_steps=trace.time_steps)
+    spec = Workload(trace.spec.network, trace.batch_size, trace.time_steps)
     builder = ActivityBuilder(spec, config, trace.batch_size, trace.time_steps)
     tasks = builder.build(TraceProvider(trace, config))
     return Activity(

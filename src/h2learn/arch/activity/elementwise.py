@@ -27,7 +27,7 @@ from h2learn.arch.engines.elementwise import (
     pool_forward_counts,
     residual_add_counts,
 )
-from h2learn.spec import LayerSpec, NetworkSpec
+from h2learn.spec import LayerSpec, Workload
 
 Counts = dict[str, float]
 
@@ -38,7 +38,7 @@ def _add(counts: Counts, values: Mapping[str, float]) -> None:
 
 
 def elementwise_forward_task(
-    layer: LayerSpec, spec: NetworkSpec, steps: int, share: float
+    layer: LayerSpec, spec: Workload, steps: int, share: float
 ) -> tuple[Counts, ElementwiseWork]:
     """Bias or batch norm, residual add and LIF forward of one task of a weighted layer."""
     n = steps * layer.neurons
@@ -58,7 +58,7 @@ def elementwise_forward_task(
 
 
 def elementwise_backward_task(
-    layer: LayerSpec, spec: NetworkSpec, steps: int, samples: int, share: float
+    layer: LayerSpec, spec: Workload, steps: int, samples: int, share: float
 ) -> tuple[Counts, ElementwiseWork]:
     """LIF backward, then batch-norm backward or the bias gradient, of one task."""
     n = steps * layer.neurons
@@ -106,7 +106,7 @@ def loss_task(classes: int, samples: int, time_steps: int) -> tuple[Counts, Elem
     return counts, ElementwiseWork(float(time_steps * samples * classes))
 
 
-def parameter_count(spec: NetworkSpec) -> int:
+def parameter_count(spec: Workload) -> int:
     """Trainable parameters: weights, biases (layers without BN), BN scale and shift."""
     total = 0
     for layer in spec.weighted_layers:
@@ -115,7 +115,7 @@ def parameter_count(spec: NetworkSpec) -> int:
     return total
 
 
-def optimizer_task(spec: NetworkSpec, optimizer: str) -> tuple[Counts, ElementwiseWork]:
+def optimizer_task(spec: Workload, optimizer: str) -> tuple[Counts, ElementwiseWork]:
     """The update step over every trainable parameter, after the mini-batch."""
     params = float(parameter_count(spec))
     counts: Counts = {}

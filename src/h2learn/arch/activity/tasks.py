@@ -22,7 +22,7 @@ from typing import Any
 
 from h2learn.arch.mapping import replicas
 from h2learn.arch.names import TaskKey, TaskKind
-from h2learn.spec import NetworkSpec
+from h2learn.spec import Workload
 from h2learn.workload.densities import DensityError
 
 ActivityError = DensityError
@@ -144,7 +144,7 @@ class TaskActivity:
 class Activity:
     """All tasks of one training iteration and how they were obtained."""
 
-    spec: NetworkSpec
+    spec: Workload
     batch_size: int
     time_steps: int
     micro_batch: int

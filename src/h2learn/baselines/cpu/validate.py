@@ -47,7 +47,7 @@ from h2learn.baselines.gpu import (
     v100_training_step,
 )
 from h2learn.errors import H2LearnError
-from h2learn.spec import NetworkSpec, build_spec
+from h2learn.spec import Workload, build_spec
 
 BACKENDS = ("torch", "cpp")
 
@@ -71,7 +71,7 @@ def cpu_step_implementation(backend: str) -> StepImplementation:
     return base.replace(name=f"{base.name}; per-tensor Adam", foreach_tensors_per_launch=1)
 
 
-def predict_step(spec: NetworkSpec, device: GPUSpec, backend: str = "torch") -> GPUResult:
+def predict_step(spec: Workload, device: GPUSpec, backend: str = "torch") -> GPUResult:
     """The GPU model's prediction of one float32 training step of ``spec`` on ``device``."""
     return v100_training_step(
         spec, gpu=device, dtype="float32", implementation=cpu_step_implementation(backend)
@@ -186,7 +186,7 @@ def _signed_ratio(predicted: float, measured: float) -> str:
     return f"{predicted / measured - 1:+.0%}" if measured > 0 else "n/a"
 
 
-def _check(spec: NetworkSpec, steps: int, warmup: int, backend: str) -> None:
+def _check(spec: Workload, steps: int, warmup: int, backend: str) -> None:
     if steps < 1:
         raise CPUValidationError(f"steps={steps} must be at least 1")
     if warmup < 0:
@@ -201,7 +201,7 @@ def _check(spec: NetworkSpec, steps: int, warmup: int, backend: str) -> None:
             )
 
 
-def _synthetic_batch(spec: NetworkSpec, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _synthetic_batch(spec: Workload, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed random batch shaped as the data loader gives it (events batch-major)."""
     gen = torch.Generator().manual_seed(seed)
     if spec.input_kind == "image":
@@ -261,7 +261,7 @@ def _run_rounds(
 
 
 def _measure(
-    spec: NetworkSpec,
+    spec: Workload,
     backend: str,
     rounds: tuple[int, int, int],
     probe: RateProbe,
@@ -336,7 +336,7 @@ def validate_cpu_model(
 
 
 def _result(
-    spec: NetworkSpec,
+    spec: Workload,
     backend: str,
     plain: list[float],
     instrumented: list[StepTimes],

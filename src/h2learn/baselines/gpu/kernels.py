@@ -41,7 +41,7 @@ from h2learn.baselines.gpu.software import (
 )
 from h2learn.graph import carries_gradient, readers
 from h2learn.snn.layers import COMPACT_INDEX_PLANE, runs_once
-from h2learn.spec import LayerSpec, NetworkSpec
+from h2learn.spec import LayerSpec, Workload
 
 Phase = Literal["forward", "backward", "weight_gradient", "optimizer"]
 PHASES: tuple[str, ...] = ("forward", "backward", "weight_gradient", "optimizer")
@@ -62,7 +62,7 @@ class _Ctx:
     pooling and flatten).
     """
 
-    spec: NetworkSpec
+    spec: Workload
     numerics: Numerics
     impl: StepImplementation
     once: frozenset[str] = frozenset()
@@ -82,7 +82,7 @@ class _Ctx:
         return "input" if layer.name in self.raw_input else "activations"
 
 
-def _once_per_sample(spec: NetworkSpec) -> tuple[frozenset[str], list[bool]]:
+def _once_per_sample(spec: Workload) -> tuple[frozenset[str], list[bool]]:
     """``(layers computing once per sample, whether each layer's input is time-invariant)``.
 
     An image model's input is one image repeated over ``T > 1`` steps (an
@@ -107,7 +107,7 @@ def _once_per_sample(spec: NetworkSpec) -> tuple[frozenset[str], list[bool]]:
     return frozenset(once), invariant_in
 
 
-def _reads_network_input(spec: NetworkSpec) -> frozenset[str]:
+def _reads_network_input(spec: Workload) -> frozenset[str]:
     """Layers whose input is the network input itself, directly or through pooling/flatten."""
     raw: list[bool] = []
     for layer in spec.layers:
@@ -463,7 +463,7 @@ def _readout_and_loss(ctx: _Ctx) -> list[Kernel]:
     return fwd + bwd
 
 
-def _parameter_tensors(spec: NetworkSpec) -> tuple[int, int]:
+def _parameter_tensors(spec: Workload) -> tuple[int, int]:
     """``(tensors, elements)`` of the trainable parameters (weights, biases, BN affine)."""
     tensors = elements = 0
     for layer in spec.weighted_layers:
@@ -516,7 +516,7 @@ def _optimizer(ctx: _Ctx) -> list[Kernel]:
     return kernels
 
 
-def _consumers(spec: NetworkSpec) -> list[int]:
+def _consumers(spec: Workload) -> list[int]:
     """How many layers (or the read-out, for the last layer) read each layer's output."""
     count = [len(users) for users in readers(spec)]
     count[-1] += 1
@@ -524,7 +524,7 @@ def _consumers(spec: NetworkSpec) -> list[int]:
 
 
 def training_step_kernels(
-    spec: NetworkSpec,
+    spec: Workload,
     dtype: str = "float32",
     implementation: StepImplementation = PYTORCH_EAGER,
     numerics: str | Numerics | None = None,

@@ -7,11 +7,11 @@ from h2learn.baselines.gpu.kernels import training_step_kernels
 from h2learn.baselines.gpu.numerics import Numerics, resolve_numerics
 from h2learn.baselines.gpu.result import GPUResult
 from h2learn.baselines.gpu.software import PYTORCH_EAGER, StepImplementation
-from h2learn.spec import NetworkSpec
+from h2learn.spec import Workload
 
 
 def v100_training_step(
-    spec: NetworkSpec,
+    spec: Workload,
     gpu: GPUSpec = V100,
     dtype: str = "float32",
     implementation: StepImplementation = PYTORCH_EAGER,
@@ -29,9 +29,9 @@ def v100_training_step(
     precision), ``numerics="fp16-tensor-core"`` in PyTorch's automatic mixed
     precision (:mod:`h2learn.baselines.gpu.numerics`).  Give one of the two.
     """
-    if not isinstance(spec, NetworkSpec):
+    if not isinstance(spec, Workload):
         raise GPUModelError(
-            f"v100_training_step needs a NetworkSpec (e.g. build_spec('cifar-vgg')), "
+            f"v100_training_step needs a Workload (e.g. build_spec('cifar-vgg')), "
             f"got {type(spec).__name__}"
         )
     if not isinstance(gpu, GPUSpec):
