@@ -276,11 +276,10 @@ class Workload:
         return dataclasses.replace(self, network=dataclasses.replace(self.network, **changes))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.network.to_dict(),
-            "time_steps": self.time_steps,
-            "batch_size": self.batch_size,
-        }
+        """The network's dict with the run sizes after ``layers``, in the order files always had."""
+        network = self.network.to_dict()
+        head = {key: network.pop(key) for key in ("name", "input_shape", "num_classes", "layers")}
+        return {**head, "time_steps": self.time_steps, "batch_size": self.batch_size, **network}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
