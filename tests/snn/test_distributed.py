@@ -20,13 +20,13 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from snn.data.test_idx import write_idx_set
 from torch import nn
 
 from h2learn.errors import H2LearnError
 from h2learn.snn.distributed import World, process_world
 from h2learn.snn.sync_norm import sync_batch_norm
 from h2learn.snn.train import TrainConfig, train
+from snn.data.test_idx import write_idx_set
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available(), reason="this torch has no torch.distributed"
