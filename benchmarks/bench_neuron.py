@@ -29,17 +29,21 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from h2learn.snn import LIF
-from h2learn.snn.allocator import reuse_freed_memory
-from h2learn.snn.kernels import kernel_backend, kernels_available
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import write_outputs  # noqa: E402
+
+from h2learn.snn import LIF  # noqa: E402
+from h2learn.snn.allocator import reuse_freed_memory  # noqa: E402
+from h2learn.snn.kernels import kernel_backend, kernels_available  # noqa: E402
 
 # Both beyond this CPU's 32 MiB L3 (float32: 32 MiB and 49 MiB per tensor): DRAM-bound.
 SHAPES = {"[T, B, N]": (8, 64, 16384), "[T, B, C, H, W]": (8, 64, 32, 28, 28)}
@@ -200,12 +204,7 @@ def main(argv=None) -> int:
         results[label] = measure(shape, impls, args.rounds, args.warmup)
         texts.append(report(label, results[label]))
         print(texts[-1], flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"header": header, "shapes": results}, indent=1))
-    if args.text:
-        args.text.parent.mkdir(parents=True, exist_ok=True)
-        args.text.write_text("\n".join(texts) + "\n")
+    write_outputs(args.json, {"header": header, "shapes": results}, args.text, texts)
     return 0
 
 

@@ -39,12 +39,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -54,22 +51,14 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers  # noqa: E402
+from measure import memory_events, peak_allocated_mb, run_json_child  # noqa: E402
 
+from h2learn.baselines.cpu.rates import cpu_name  # noqa: E402
 from h2learn.snn.allocator import reuse_freed_memory  # noqa: E402
 from h2learn.snn.kernels import kernel_backend, kernels_available  # noqa: E402
 from h2learn.spec import Workload, build_spec  # noqa: E402
 
 MM_SIZE = 2048
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_average() -> list[float] | None:
@@ -271,14 +260,7 @@ def memory_child(args) -> dict:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         step(x, y)
         rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step(x, y)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "trace.json")
-        prof.export_chrome_trace(path)
-        with open(path) as fh:
-            events = json.load(fh)["traceEvents"]
-    memory = [e["args"] for e in events if e.get("name") == "[memory]"]
+    memory = memory_events(lambda: step(x, y))
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -300,7 +282,7 @@ def memory_child(args) -> dict:
     return {
         "alone_step_ms_median": statistics.median(alone) if alone else None,
         "alone_step_ms_all": alone,
-        "peak_alloc_mb": max((m["Total Allocated"] for m in memory), default=0) / 2**20,
+        "peak_alloc_mb": peak_allocated_mb(memory),
         "allocated_per_step_mb": sum(max(m["Bytes"], 0) for m in memory) / 2**20,
         "rss_first_step_mb": rss_growth,
         "minor_page_faults_per_step": faults,
@@ -345,7 +327,6 @@ def time_breakdown(prof) -> dict[str, float]:
 
 def measure_memory(args, key: str) -> dict | None:
     cmd = [
-        sys.executable,
         __file__,
         "--memory-child",
         key,
@@ -365,12 +346,7 @@ def measure_memory(args, key: str) -> dict | None:
         str(args.alone_warmup),
         *(["--no-malloc-tuning"] if args.no_malloc_tuning else []),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        print(f"  memory run for {key} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(lines[-1])
+    return run_json_child(cmd, f"for {key}")
 
 
 # --------------------------------------------------------------------------- main
@@ -434,7 +410,7 @@ def main(argv=None) -> int:
 
     print(
         f"model {args.model}, T={args.time_steps}, batch {args.batch_size}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu_model()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu_name()}, "
         f"fused kernels {'C++' if kernels_available() else 'unavailable'}, malloc "
         f"{'keeps freed memory (every implementation)' if malloc_tuned else 'glibc defaults'}"
     )
@@ -574,7 +550,7 @@ def main(argv=None) -> int:
             "time_steps": args.time_steps,
             "batch_size": args.batch_size,
             "threads": torch.get_num_threads(),
-            "cpu": cpu_model(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "torch": torch.__version__,
             "cpp_kernels": kernels_available(),

@@ -28,9 +28,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +38,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import user_networks as nets  # noqa: E402
+from measure import memory_events, peak_allocated_mb, run_json_child, write_outputs  # noqa: E402
 
 from h2learn.snn.allocator import reuse_freed_memory  # noqa: E402
 from h2learn.snn.kernels import kernels_available  # noqa: E402
@@ -119,46 +118,33 @@ def time_network(name: str, keys: list[str], args, x, y) -> dict[str, dict]:
 
 def memory_child(args) -> dict:
     """In a fresh process: the peak tensor memory of one step (after a warm-up step)."""
-    from torch.profiler import ProfilerActivity, profile
-
     impl = nets.build(args.memory_child, args.network, args.time_steps, args.seed)
     x, y = batch(args.batch_size, args.seed)
     step = make_step(impl)
     step(x, y)
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step(x, y)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "trace.json")
-        prof.export_chrome_trace(path)
-        with open(path) as fh:
-            events = json.load(fh)["traceEvents"]
-    memory = [e["args"] for e in events if e.get("name") == "[memory]"]
-    return {"peak_alloc_mb": max((m["Total Allocated"] for m in memory), default=0) / 2**20}
+    return {"peak_alloc_mb": peak_allocated_mb(memory_events(lambda: step(x, y)))}
 
 
 def measure_memory(args, name: str, key: str) -> float | None:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--memory-child",
-        key,
-        "--network",
-        name,
-        "--time-steps",
-        str(args.time_steps),
-        "--batch-size",
-        str(args.batch_size),
-        "--threads",
-        str(args.threads),
-        "--seed",
-        str(args.seed),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        print(f"  memory run {name}/{key} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(lines[-1])["peak_alloc_mb"]
+    child = run_json_child(
+        [
+            __file__,
+            "--memory-child",
+            key,
+            "--network",
+            name,
+            "--time-steps",
+            str(args.time_steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--threads",
+            str(args.threads),
+            "--seed",
+            str(args.seed),
+        ],
+        f"{name}/{key}",
+    )
+    return None if child is None else child["peak_alloc_mb"]
 
 
 def verdict(rows: dict[str, dict]) -> dict[str, dict]:
@@ -247,13 +233,8 @@ def main(argv=None) -> int:
         print(texts[-1], flush=True)
     texts.append(f"load average after: {os.getloadavg()[0]:.1f}")
     print(texts[-1])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"time_steps": args.time_steps, "batch_size": args.batch_size, "header": header}
-        args.json.write_text(json.dumps({"meta": meta, "networks": results}, indent=1))
-    if args.text:
-        args.text.parent.mkdir(parents=True, exist_ok=True)
-        args.text.write_text("\n".join(texts) + "\n")
+    meta = {"time_steps": args.time_steps, "batch_size": args.batch_size, "header": header}
+    write_outputs(args.json, {"meta": meta, "networks": results}, args.text, texts)
     return 0
 
 

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from h2learn.snn.models import SpikingNetwork, build
-from h2learn.spec import AnyNetwork, LayerSpec
+from h2learn.spec import AnyNetwork, LayerSpec, LIFParams
 
 INSTALL = {
     "snntorch": "pip install snntorch",
@@ -143,7 +143,7 @@ def build_ours(spec_name: str, time_steps: int, seed: int = 0, **overrides) -> I
 # --------------------------------------------------------------------------- snnTorch
 
 
-def _snntorch_rect(window: float, height: float):
+def snntorch_rect(window: float, height: float):
     from snntorch import surrogate
 
     def rect(input_, grad_input, spikes):  # input_ = mem - threshold
@@ -187,7 +187,7 @@ class SnnTorchNet(nn.Module):
             snn.Leaky(
                 beta=p.alpha,
                 threshold=p.v_th,
-                spike_grad=_snntorch_rect(p.window, p.height),
+                spike_grad=snntorch_rect(p.window, p.height),
                 reset_mechanism="zero",
             )
             if layer.fires
@@ -232,6 +232,22 @@ def build_snntorch(ours: SpikingNetwork) -> Impl:
 # --------------------------------------------------------------------------- SpikingJelly
 
 
+def spikingjelly_lif(p: LIFParams) -> nn.Module:
+    """SpikingJelly's multi-step ``LIFNode`` with our neuron: ``tau = 1/(1-alpha)``, no input
+    decay, reset to 0, the rectangular surrogate of height ``p.height``."""
+    from spikingjelly.activation_based import neuron, surrogate
+
+    return neuron.LIFNode(
+        tau=1.0 / (1.0 - p.alpha),
+        decay_input=False,
+        v_threshold=p.v_th,
+        v_reset=0.0,
+        surrogate_function=surrogate.Rect(alpha=p.height),
+        detach_reset=not p.reset_grad,
+        step_mode="m",
+    )
+
+
 def build_spikingjelly(ours: SpikingNetwork) -> Impl:
     """SpikingJelly 2.0, multi-step mode: every layer takes ``[T, B, ...]``.
 
@@ -242,7 +258,7 @@ def build_spikingjelly(ours: SpikingNetwork) -> Impl:
     (not one of its registered-op surrogates) that is the Torch reference loop,
     autograd through per-step tensor operations.
     """
-    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+    from spikingjelly.activation_based import functional, layer, neuron
 
     spec = ours.spec
     _check_sequential(spec)
@@ -272,17 +288,7 @@ def build_spikingjelly(ours: SpikingNetwork) -> Impl:
     for spec_layer, block in zip(spec.layers, blocks, strict=True):
         mods += block
         if spec_layer.fires:
-            mods.append(
-                neuron.LIFNode(
-                    tau=1.0 / (1.0 - p.alpha),
-                    decay_input=False,
-                    v_threshold=p.v_th,
-                    v_reset=0.0,
-                    surrogate_function=surrogate.Rect(alpha=p.height),
-                    detach_reset=not p.reset_grad,
-                    step_mode="m",
-                )
-            )
+            mods.append(spikingjelly_lif(p))
     net = nn.Sequential(*mods).train()
     steps = spec.time_steps
 

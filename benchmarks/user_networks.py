@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from peers import snntorch_rect, spikingjelly_lif
 from torch import nn
 
 from h2learn.snn import (
@@ -169,15 +170,6 @@ def build_torch_lif(name: str, steps: int) -> Impl:
     return Impl("h2learn (torch layers + LIF)", net, net)
 
 
-def _snntorch_rect(window: float, height: float):
-    from snntorch import surrogate
-
-    def rect(input_, grad_input, spikes):  # input_ = mem - threshold
-        return grad_input * (input_.abs() < window).to(grad_input.dtype) * height
-
-    return surrogate.custom_surrogate(rect)
-
-
 def _leaky_loop(neuron, cur: torch.Tensor) -> torch.Tensor:
     mem = neuron.reset_mem()
     spikes = []
@@ -197,7 +189,7 @@ def build_snntorch(name: str, steps: int) -> Impl:
         return snn.Leaky(
             beta=p.alpha,
             threshold=p.v_th,
-            spike_grad=_snntorch_rect(p.window, p.height),
+            spike_grad=snntorch_rect(p.window, p.height),
             reset_mechanism="zero",
         )
 
@@ -207,7 +199,7 @@ def build_snntorch(name: str, steps: int) -> Impl:
 
 def build_spikingjelly(name: str, steps: int) -> Impl:
     """SpikingJelly 2.0, multi-step mode, ``LIFNode`` with the ``Rect`` surrogate."""
-    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+    from spikingjelly.activation_based import functional, layer
 
     p = LIF_PARAMS
 
@@ -230,17 +222,7 @@ def build_spikingjelly(name: str, steps: int) -> Impl:
                 mod = m(layer.Flatten)()
             mods.append(mod)
         if _fires(spec_layer):
-            mods.append(
-                neuron.LIFNode(
-                    tau=1.0 / (1.0 - p.alpha),
-                    decay_input=False,
-                    v_threshold=p.v_th,
-                    v_reset=0.0,
-                    surrogate_function=surrogate.Rect(alpha=p.height),
-                    detach_reset=not p.reset_grad,
-                    step_mode="m",
-                )
-            )
+            mods.append(spikingjelly_lif(p))
     net = nn.Sequential(*mods).train()
 
     def forward(x: torch.Tensor) -> torch.Tensor:

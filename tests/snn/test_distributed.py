@@ -26,7 +26,7 @@ from h2learn.errors import H2LearnError
 from h2learn.snn.distributed import World, process_world
 from h2learn.snn.sync_norm import sync_batch_norm
 from h2learn.snn.train import TrainConfig, train
-from snn.data.test_idx import write_idx_set
+from snn.data.helpers import write_idx_set
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available(), reason="this torch has no torch.distributed"

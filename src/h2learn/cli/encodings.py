@@ -121,10 +121,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """Accuracy against H2Learn energy per iteration, one point per encoding."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from h2learn.report.plots import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for row in rows:
@@ -135,9 +132,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @app.command()

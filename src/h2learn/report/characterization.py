@@ -11,12 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from h2learn.workload.characterize import DENSITY_FIELDS, density_series  # noqa: E402
+from h2learn.report.plots import plt, save_figure
+from h2learn.workload.characterize import DENSITY_FIELDS, density_series
 
 PLOTTED_FIELDS = ("input", "mask", "du_psum")
 
@@ -59,11 +55,7 @@ def plot_densities(
     axes[0][0].set_ylabel("density")
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.suptitle(f"{summary['model']} on {summary['dataset']}: densities across training")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_characterization(summary: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:

@@ -19,7 +19,8 @@ ENGINE_COLOURS = {
 }
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` as PNG (folders made as needed) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -44,7 +45,7 @@ def stacked_breakdown(
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.tick_params(axis="x", rotation=20)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def timeline(entries: Sequence[Mapping[str, Any]], title: str, path: Path) -> Path:
@@ -61,7 +62,7 @@ def timeline(entries: Sequence[Mapping[str, Any]], title: str, path: Path) -> Pa
     ax.set_yticks(range(len(engines)), [e.replace("_", " ") for e in engines])
     ax.set_xlabel("cycle")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def bars(values: Mapping[str, float], title: str, ylabel: str, path: Path) -> Path:
@@ -71,7 +72,7 @@ def bars(values: Mapping[str, float], title: str, ylabel: str, path: Path) -> Pa
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.tick_params(axis="x", rotation=25)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def lines(
@@ -91,7 +92,7 @@ def lines(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def waterfall(
@@ -135,4 +136,4 @@ def waterfall(
     axes[0].invert_yaxis()
     axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

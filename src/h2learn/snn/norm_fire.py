@@ -139,6 +139,27 @@ class _Setting:
         """The kernels' trailing pooling arguments: kernel, map height and width, layout, mode."""
         return (self.pool, *self.map_size(y), self.planar, self.average)
 
+    def fire(
+        self, y: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fused forward kernel on ``y * scale + shift``: the spikes, and the argmax
+        byte of every max-pooling window (an empty tensor without max pooling)."""
+        spikes, index = self.empty_out(y), self.empty_index(y)
+        p = self.params
+        torch.ops.h2learn_norm_lif.forward(
+            y,
+            scale,
+            shift,
+            spikes,
+            index,
+            self.steps,
+            self.repeated,
+            p.alpha,
+            p.v_th,
+            *self.kernel_args(y),
+        )
+        return spikes, index
+
     def empty_index(self, y: torch.Tensor) -> torch.Tensor:
         """The argmax bytes of max pooling (an empty tensor otherwise)."""
         shape = self.out_shape(y) if self.pool and not self.average else (0, 0)
@@ -178,23 +199,7 @@ class _NormFire(torch.autograd.Function):
         shift64 = bias.detach().double() - mean * scale64
         dtype = y.dtype
         scale, shift = scale64.to(dtype), shift64.to(dtype)
-        spikes = setting.empty_out(y)
-        # the argmax of every max-pooling window, one byte each (else nothing)
-        index = setting.empty_index(y)
-        p = setting.params
-        fire = torch.ops.h2learn_norm_lif.forward
-        fire(
-            y,
-            scale,
-            shift,
-            spikes,
-            index,
-            setting.steps,
-            setting.repeated,
-            p.alpha,
-            p.v_th,
-            *setting.kernel_args(y),
-        )
+        spikes, index = setting.fire(y, scale, shift)
         ctx.save_for_backward(y, scale, shift, mean, invstd, scale64, index)
         ctx.setting = setting
         return spikes
@@ -262,21 +267,7 @@ class _Fire(torch.autograd.Function):
         channels = y.shape[1]
         scale = torch.ones(channels, dtype=y.dtype)
         shift = torch.zeros(channels, dtype=y.dtype) if bias is None else bias.detach().to(y.dtype)
-        spikes = setting.empty_out(y)
-        index = setting.empty_index(y)
-        p = setting.params
-        torch.ops.h2learn_norm_lif.forward(
-            y,
-            scale,
-            shift,
-            spikes,
-            index,
-            setting.steps,
-            setting.repeated,
-            p.alpha,
-            p.v_th,
-            *setting.kernel_args(y),
-        )
+        spikes, index = setting.fire(y, scale, shift)
         ctx.save_for_backward(y, shift, index)
         ctx.setting = setting
         return spikes

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import struct
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,26 +10,7 @@ from h2learn.errors import DataError
 from h2learn.snn import data
 from h2learn.snn.data import load_dataset
 
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """An unsigned-byte IDX file: 0x0000, type 0x08, ndim, big-endian dims, data."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write_idx_set(directory: Path, split: str, images: np.ndarray, labels: np.ndarray, gz: bool):
-    """Write one split's image and label IDX files, plain or gzipped."""
-    directory.mkdir(parents=True, exist_ok=True)
-    prefix = "train" if split == "train" else "t10k"
-    for name, array in (
-        (f"{prefix}-images-idx3-ubyte", images),
-        (f"{prefix}-labels-idx1-ubyte", labels),
-    ):
-        payload = idx_bytes(array)
-        if gz:
-            (directory / f"{name}.gz").write_bytes(gzip.compress(payload))
-        else:
-            (directory / name).write_bytes(payload)
+from .helpers import idx_bytes, write_idx_set
 
 
 def small_idx_arrays(n: int = 3) -> tuple[np.ndarray, np.ndarray]:

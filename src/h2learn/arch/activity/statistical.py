@@ -25,7 +25,7 @@ from h2learn.arch.activity.geometry import (
     wue_group_taps,
 )
 from h2learn.arch.activity.loadstats import expected_busiest_mac_unit, expected_max
-from h2learn.arch.activity.tasks import LutWork, MacWork, Work
+from h2learn.arch.activity.tasks import LutWork, MacWork, Work, update_lut_work
 from h2learn.arch.config import HardwareConfig
 from h2learn.arch.engines.backward import backward_counts_from_links
 from h2learn.arch.engines.common import BACKWARD_COUNT_KEYS
@@ -34,7 +34,6 @@ from h2learn.arch.mapping import (
     group_lane_loads,
     psum_spill_words,
     update_block_groups,
-    update_merge_words,
 )
 from h2learn.arch.names import Engine, Phase
 from h2learn.spec import LayerSpec
@@ -130,18 +129,7 @@ def expected_update(
     else:
         means = group_lane_loads(full, ue.lanes_per_pe)
         load_max = float(means.max())
-    merge = update_merge_words(layer, point_groups, block)
-    work = LutWork.of(
-        layer.out_channels,
-        ue.pe_count,
-        ue.lanes_per_pe,
-        point_groups,
-        load_max,
-        means.mean(),
-        k,
-        merge,
-    )
-    return counts, work
+    return counts, update_lut_work(layer, config, point_groups, load_max, means.mean())
 
 
 def expected_backward(

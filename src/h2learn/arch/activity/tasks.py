@@ -20,9 +20,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from h2learn.arch.mapping import replicas
+from h2learn.arch.config import HardwareConfig
+from h2learn.arch.mapping import replicas, update_block_groups, update_merge_words
 from h2learn.arch.names import TaskKey, TaskKind
-from h2learn.spec import Workload
+from h2learn.spec import LayerSpec, Workload
 from h2learn.workload.densities import DensityError
 
 ActivityError = DensityError
@@ -76,6 +77,29 @@ class LutWork:
             table_entries=float(2**k),
             merge_words=float(merge_words),
         )
+
+
+def update_lut_work(
+    layer: LayerSpec,
+    config: HardwareConfig,
+    point_groups: int,
+    lane_loads_max: float,
+    lane_loads_mean: float,
+) -> LutWork:
+    """A Weight Update Engine task's statistics: ``point_groups`` tables over the engine's
+    lanes, and the partial-dW merges of its point-group blocks (both modes use this)."""
+    ue = config.update_engine
+    merge = update_merge_words(layer, point_groups, update_block_groups(config))
+    return LutWork.of(
+        layer.out_channels,
+        ue.pe_count,
+        ue.lanes_per_pe,
+        point_groups,
+        lane_loads_max,
+        lane_loads_mean,
+        config.update_group_size,
+        merge,
+    )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from h2learn.arch.activity.dense import as_floats, dense_task
 from h2learn.arch.activity.geometry import all_links, lower_shape
-from h2learn.arch.activity.tasks import LutWork, MacWork
+from h2learn.arch.activity.tasks import LutWork, MacWork, update_lut_work
 from h2learn.arch.config import HardwareConfig
 from h2learn.arch.engines.backward import backward_counts_from_links, connections
 from h2learn.arch.engines.common import BACKWARD_COUNT_KEYS, tap_windows
@@ -32,7 +32,6 @@ from h2learn.arch.mapping import (
     psum_spill_words,
     unit_sums,
     update_block_groups,
-    update_merge_words,
 )
 from h2learn.arch.names import Engine, Phase
 from h2learn.spec import LayerSpec
@@ -172,18 +171,7 @@ class TraceCounter:
         if not skip:
             per_group = np.full(point_groups, float(layer.fan_in))
         loads = group_lane_loads(per_group, ue.lanes_per_pe)
-        merge = update_merge_words(layer, point_groups, block)
-        work = LutWork.of(
-            layer.out_channels,
-            ue.pe_count,
-            ue.lanes_per_pe,
-            point_groups,
-            loads.max(),
-            loads.mean(),
-            k,
-            merge,
-        )
-        return counts, work
+        return counts, update_lut_work(layer, config, point_groups, loads.max(), loads.mean())
 
     # -- Backward Engine -----------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from h2learn.arch.config import HardwareConfig
+from h2learn.arch.config import ConfigError, HardwareConfig
 from h2learn.arch.cost.estimators import (
     LANES_PER_SPECIAL_UNIT,
     SPECIAL_OP_MULTIPLIES,
@@ -249,10 +249,12 @@ def _use_synthesized(table: CostTable, config: HardwareConfig) -> None:
     Yosys cell counts of this project's RTL and switching activity measured in
     its simulation (docs/rtl.md); SRAM buffers, DRAM, the register file, the
     special-function units and leakage keep their published entries.  The RTL
-    is fixed point, so a floating datapath is refused in one line.
+    is fixed point, so a floating datapath is refused in one line (a
+    :class:`~h2learn.arch.config.ConfigError`: the config asks for what cannot
+    be priced).
     """
     if not config.number_format.is_fixed:
-        raise CostModelError(
+        raise ConfigError(
             f"cost_table 'synthesized' prices the fixed-point RTL; datapath_format "
             f"{config.datapath_format!r} is floating point: set a fixed format such as "
             "fixed16.16 or use cost_table 'published'"
@@ -263,7 +265,7 @@ def _use_synthesized(table: CostTable, config: HardwareConfig) -> None:
     try:
         synthesized = synthesized_cost_table(config)
     except RtlError as exc:
-        raise CostModelError(f"cost_table 'synthesized': {exc}") from None
+        raise ConfigError(f"cost_table 'synthesized': {exc}") from None
     table.energy.update(synthesized.energy)
     table.area.update(synthesized.area)
 
