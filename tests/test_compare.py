@@ -110,24 +110,26 @@ def test_numbers_and_switches_are_not_coerced(data, match):
     assert config_from_dict({"clock_ghz": 1}).clock_ghz == 1.0  # an int is a number
 
 
-def test_the_synthesized_cost_table_prices_fixed_point_only():
-    """``cost_table: synthesized`` replaces the RTL-covered prices; a float datapath is refused."""
+def test_the_synthesized_cost_table_replaces_the_rtl_covered_prices():
+    """``cost_table: synthesized`` replaces the RTL-covered prices; float64 has no RTL."""
     from h2learn.arch.cost import build_cost_table
 
-    floating = set_field(default_config(), "cost_table", "synthesized")
+    wide = set_field(default_config(), "datapath_format", "float64")
     spec = build_spec("digits-mlp", batch_size=2)
-    with pytest.raises(ConfigError, match="prices the fixed-point RTL"):
-        compare_designs(spec, floating)
-    check_cost_table(default_config())  # published is always priced
-    fixed = set_field(default_config(), "datapath_format", "fixed16.16")
-    synthesized = set_field(fixed, "cost_table", "synthesized")
-    check_cost_table(synthesized)
-    published, derived = build_cost_table(fixed), build_cost_table(synthesized)
-    adder = ("forward_engine.adder", "add")
-    assert derived.energy[adder].value != published.energy[adder].value
-    assert "yosys" in derived.energy[adder].source.lower()
-    dram = ("dram", "read")
-    assert derived.energy[dram] == published.energy[dram]  # not covered by the RTL: kept
+    with pytest.raises(ConfigError, match="float16, bfloat16 or float32"):
+        compare_designs(spec, set_field(wide, "cost_table", "synthesized"))
+    check_cost_table(wide)  # published is always priced
+    for fmt in ("fixed16.16", "float16"):
+        plain = set_field(default_config(), "datapath_format", fmt)
+        synthesized = set_field(plain, "cost_table", "synthesized")
+        check_cost_table(synthesized)
+        published, derived = build_cost_table(plain), build_cost_table(synthesized)
+        adder = ("forward_engine.adder", "add")
+        assert derived.energy[adder].value != published.energy[adder].value
+        source = derived.energy[adder].source
+        assert "yosys" in source.lower() and fmt in source
+        dram = ("dram", "read")
+        assert derived.energy[dram] == published.energy[dram]  # not covered by the RTL: kept
 
 
 def test_cost_table_field_defaults_to_published_and_round_trips(tmp_path):

@@ -274,8 +274,9 @@ def gpu_step(spec: Workload, gpu_numerics: str = "fp32") -> GPUResult:
 def check_cost_table(config: HardwareConfig) -> None:
     """Refuse, in one line, a ``cost_table`` choice that cannot price ``config``.
 
-    ``cost_table: synthesized`` prices the fixed-point RTL (docs/rtl.md): a
-    floating datapath, or a machine without Yosys, is a :class:`ConfigError`.
+    ``cost_table: synthesized`` prices this project's RTL (docs/rtl.md): a
+    format it lacks (float64, stochastic rounding), or a machine without Yosys,
+    is a :class:`ConfigError`.
     The pricing itself raises it too; this asks without simulating (the
     waterfall decides with it whether a step can run).
     """

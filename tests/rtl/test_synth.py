@@ -17,7 +17,8 @@ from h2learn.arch.config import default_config
 from h2learn.arch.cost import build_cost_table
 from h2learn.cli import app
 from h2learn.rtl import cost_table as ct
-from h2learn.rtl.fixed import RtlError, rtl_format
+from h2learn.rtl.datapath import rtl_format
+from h2learn.rtl.fixed import RtlError
 from h2learn.rtl.pe_backward import MacPE
 from h2learn.rtl.pe_forward import forward_pe
 from h2learn.rtl.synth import synthesize, yosys_available
@@ -134,6 +135,23 @@ def test_pricing_of_measured_parts_by_hand() -> None:
     assert table.energy[("backward_engine.adder", "add")].node_nm == 32
 
 
-def test_float_config_has_no_synthesized_table() -> None:
-    with pytest.raises(RtlError, match="fixed point"):
-        ct.synthesized_cost_table(default_config())
+def test_float64_config_has_no_synthesized_table() -> None:
+    with pytest.raises(RtlError, match="float16, bfloat16 or float32"):
+        ct.synthesized_cost_table(default_config().replace(datapath_format="float64"))
+
+
+@needs_yosys
+def test_rtl_command_builds_a_floating_datapath(tmp_path) -> None:
+    """``--format float16``: IEEE units in every PE, priced per action like fixed point."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["rtl", "--out", str(out), "--k", "2", "--format", "float16"])
+    assert result.exit_code == 0, result.output
+    synthesis = json.loads((out / "synthesis.json").read_text())
+    assert synthesis["format"].startswith("float16")
+    mac = synthesis["per_pe"]["backward_mac"]
+    # the accumulator register is one float16 word; the IEEE adder sits in the adder submodule
+    assert mac["flip_flops"] >= 16 and any("unit" in name for name in mac["modules"])
+    table = json.loads((out / "cost_table.json").read_text())
+    assert len(table["energy"]) == 11
+    assert all(e["value"] > 0 and "float16" in e["source"] for e in table["energy"].values())
+    assert "| backward_engine.multiplier | multiply |" in (out / "comparison.md").read_text()

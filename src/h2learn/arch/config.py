@@ -221,8 +221,8 @@ class HardwareConfig(_Section):
     ``synthesized`` (figures of this project's RTL synthesized by yosys,
     :mod:`h2learn.rtl.cost_table`) for the parts the RTL covers (the engines' adders,
     LUTs and multipliers, the element-wise adder, multiplier and comparator); buffers,
-    DRAM and leakage keep the published entries.  The RTL is fixed point, so
-    ``synthesized`` needs a fixed ``datapath_format``.  See docs/cost-model.md and
+    DRAM and leakage keep the published entries.  The RTL implements fixed point,
+    float16, bfloat16 and float32 (not float64).  See docs/cost-model.md and
     docs/rtl.md."""
     forward_engine: ForwardEngineConfig = ForwardEngineConfig()
     backward_engine: BackwardEngineConfig = BackwardEngineConfig()

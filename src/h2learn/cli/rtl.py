@@ -26,14 +26,16 @@ def rtl(
     out_dir: Path = typer.Option(..., "--out", help="output directory"),
     ks: str = typer.Option("2,4,6", "--k", help="LUT group sizes to synthesize, e.g. 2,4,6"),
     number_format: str | None = typer.Option(
-        None, "--format", help="fixed<I>.<F> datapath (default: the config's, or fixed16.16)"
+        None,
+        "--format",
+        help="datapath format: fixed<I>.<F>, float16, bfloat16 or float32 (default: the config's)",
     ),
 ) -> None:
     """Generate the PEs' Verilog, synthesize them with Yosys and derive a cost table."""
-    from h2learn.rtl.report import fixed_stand_in, write_rtl_outputs
+    from h2learn.rtl.report import rtl_config, write_rtl_outputs
 
     groups = _parse_ks(ks)
-    config = fixed_stand_in(config_or_default(config_file), number_format)
+    config = rtl_config(config_or_default(config_file), number_format)
     if out_dir.exists() and not out_dir.is_dir():
         raise H2LearnError(f"--out {out_dir} is a file; give a directory")
     total = 6 + 2 * len(groups)

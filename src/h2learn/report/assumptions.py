@@ -129,19 +129,20 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     ),
     Assumption(
         "datapath-fixed16.16",
-        "cost",
-        "fixed16.16 datapath, published cost table",
-        "the abstract names no number format; fixed point of the same width is what the "
-        "RTL implements (h2learn.arch.numerics, docs/rtl.md): the baseline for the next step",
+        "datapath",
+        "fixed16.16 datapath",
+        "the abstract names no number format; fixed point of the same width as our float32 "
+        "is the usual accelerator choice (h2learn.arch.numerics)",
         hardware={"datapath_format": "fixed16.16"},
     ),
     Assumption(
         "cost-synthesized",
         "cost",
-        "fixed16.16 datapath, synthesized cost table",
-        "this project's RTL of the PEs synthesized with Yosys, NanGate 45 nm cells scaled by "
-        "Stillmaker & Baas, switching activity from RTL simulation (docs/rtl.md)",
-        hardware={"datapath_format": "fixed16.16", "cost_table": "synthesized"},
+        "synthesized cost table",
+        "this project's RTL of the PEs (IEEE float32 units in our default datapath) synthesized "
+        "with Yosys, NanGate 45 nm cells scaled by Stillmaker & Baas, switching activity from "
+        "RTL simulation (docs/rtl.md)",
+        hardware={"cost_table": "synthesized"},
     ),
     Assumption(
         "lonic-preset",

@@ -7,8 +7,9 @@ iteration of the ``digits-mlp`` model on the first four samples of the
 scikit-learn digits set (bundled with scikit-learn, so it is offline and
 repeatable).  Its spiking fully connected layer supplies the weights, input
 spikes, gradients ``dL/dpsum`` and surrogate masks; its firing layer the LIF
-input currents.  Values are converted into the datapath's fixed-point
-format, exactly as the engines would see them.
+input currents.  Values are converted into the datapath's format (stored
+integers in fixed point, IEEE bit patterns in a floating format), exactly as
+the engines would see them.
 
 For each PE the toggles of chosen signal groups (the ports of its adder,
 multiplier, comparators and table bank) are counted per command type
@@ -23,9 +24,9 @@ from functools import lru_cache
 
 import torch
 
-from h2learn.arch.numerics import to_fixed_int
-from h2learn.rtl.fixed import FixedFormat, RtlError
-from h2learn.rtl.lif_unit import LifUnit, lif_commands, lif_constants
+from h2learn.rtl.datapath import RtlFormat
+from h2learn.rtl.fixed import RtlError
+from h2learn.rtl.lif_unit import LifUnit, lif_commands, lif_constants, stored_words
 from h2learn.rtl.pe_backward import MacPE, backward_commands
 from h2learn.rtl.pe_forward import forward_commands, forward_pe
 from h2learn.rtl.pe_lut import CMD_BUILD, LutPE
@@ -73,10 +74,6 @@ def default_operands() -> TraceOperands:
     )
 
 
-def _ints(tensor: torch.Tensor, fmt: FixedFormat) -> torch.Tensor:
-    return to_fixed_int(tensor, fmt.text)
-
-
 def _lut_groups(pe: LutPE) -> dict[str, list]:
     datapath = [pe.adder.a, pe.adder.b, pe.adder.sum, pe.adder.acc, pe.out_data]
     bank = pe.bank
@@ -94,31 +91,31 @@ def _lut_labels(commands: list[tuple]) -> list[str]:
     return labels
 
 
-def forward_activity(k: int, fmt: FixedFormat, data: TraceOperands) -> dict:
+def forward_activity(k: int, fmt: RtlFormat, data: TraceOperands) -> dict:
     """Toggles of the Forward Engine lane on the trace's weights and spikes (fan-in slice)."""
     fan_in = k * SYNTH_TABLES
-    weights = _ints(data.weights[:, :fan_in], fmt).tolist()
+    weights = stored_words(data.weights[:, :fan_in], fmt).tolist()
     spikes = data.spikes[..., :fan_in].reshape(-1, fan_in).int().tolist()
     commands, _ = forward_commands(weights, spikes, k)
     pe = forward_pe(k, fmt, SYNTH_TABLES)
     return measure_toggles(pe, pe.inputs(), commands, _lut_labels(commands), _lut_groups(pe))
 
 
-def update_activity(k: int, fmt: FixedFormat, block: int, data: TraceOperands) -> dict:
+def update_activity(k: int, fmt: RtlFormat, block: int, data: TraceOperands) -> dict:
     """Toggles of the Weight Update Engine lane on the trace's gradients and spikes."""
     points = k * SYNTH_TABLES
-    grads = _ints(data.grads.reshape(-1, data.grads.shape[-1])[:points].t(), fmt).tolist()
+    grads = stored_words(data.grads.reshape(-1, data.grads.shape[-1])[:points].t(), fmt).tolist()
     spikes = data.spikes.reshape(-1, data.spikes.shape[-1])[:points].t()[:MAX_NEURONS]
     commands, _ = update_commands(grads, spikes.int().tolist(), k, block)
     pe = update_pe(k, fmt, SYNTH_TABLES, block, points)
     return measure_toggles(pe, pe.inputs(), commands, _lut_labels(commands), _lut_groups(pe))
 
 
-def backward_activity(fmt: FixedFormat, data: TraceOperands) -> dict:
+def backward_activity(fmt: RtlFormat, data: TraceOperands) -> dict:
     """Toggles of the Backward Engine MAC on the trace's weights, gradients and masks."""
     channels = min(MAX_NEURONS, data.weights.shape[1])
-    weights = _ints(data.weights[:, :channels], fmt).tolist()
-    grads = _ints(data.grads.reshape(-1, data.grads.shape[-1]), fmt).tolist()
+    weights = stored_words(data.weights[:, :channels], fmt).tolist()
+    grads = stored_words(data.grads.reshape(-1, data.grads.shape[-1]), fmt).tolist()
     masks = data.lower_mask[..., :channels].reshape(-1, channels).int().tolist()
     commands, _ = backward_commands(weights, grads, masks)
     pe = MacPE(fmt, BACKWARD_MAX_TERMS)
@@ -132,11 +129,11 @@ def backward_activity(fmt: FixedFormat, data: TraceOperands) -> dict:
     return measure_toggles(pe, pe.inputs(), commands, labels, groups)
 
 
-def lif_activity(fmt: FixedFormat, data: TraceOperands) -> dict:
+def lif_activity(fmt: RtlFormat, data: TraceOperands) -> dict:
     """Toggles of the LIF unit on the trace's input currents (gpu-lib constants)."""
     currents = data.currents.reshape(data.currents.shape[0], -1)[:, :MAX_NEURONS]
-    stored = _ints(currents, fmt).t().tolist()  # [neuron][t]
-    constants = lif_constants(fmt.text, LIF_ALPHA, LIF_V_TH, LIF_WINDOW)
+    stored = stored_words(currents, fmt).t().tolist()  # [neuron][t]
+    constants = lif_constants(fmt, LIF_ALPHA, LIF_V_TH, LIF_WINDOW)
     commands, _ = lif_commands(stored, constants)
     unit = LifUnit(fmt)
     groups = {

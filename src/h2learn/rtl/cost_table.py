@@ -36,7 +36,8 @@ from typing import Any
 from h2learn.arch.config import HardwareConfig
 from h2learn.arch.cost import CostEntry, area_scale, energy_scale
 from h2learn.rtl import activity as act
-from h2learn.rtl.fixed import FixedFormat, RtlError, rtl_format
+from h2learn.rtl.datapath import RtlFormat, rtl_format
+from h2learn.rtl.fixed import RtlError
 from h2learn.rtl.lif_backward import LifBackwardUnit
 from h2learn.rtl.lif_unit import LifUnit
 from h2learn.rtl.pe_backward import MacPE
@@ -239,7 +240,7 @@ def pe_details(result: SynthResult) -> dict[str, Any]:
 
 
 def synthesize_pes(
-    fmt: FixedFormat,
+    fmt: RtlFormat,
     k_forward: int,
     k_update: int,
     block: int,
@@ -269,7 +270,7 @@ def synthesize_pes(
 
 
 def measure_parts(
-    fmt: FixedFormat,
+    fmt: RtlFormat,
     k_forward: int,
     k_update: int,
     block: int,
@@ -328,7 +329,7 @@ def measure_parts(
 
 
 @lru_cache(maxsize=8)
-def _cached_parts(fmt: FixedFormat, k_forward: int, k_update: int, block: int):
+def _cached_parts(fmt: RtlFormat, k_forward: int, k_update: int, block: int):
     return measure_parts(fmt, k_forward, k_update, block)
 
 
@@ -341,7 +342,7 @@ ACTION_UNITS = {
 }
 
 
-def _units_per_component(config: HardwareConfig, fmt: FixedFormat) -> dict[str, tuple[float, str]]:
+def _units_per_component(config: HardwareConfig, fmt: RtlFormat) -> dict[str, tuple[float, str]]:
     """How many of each part the configured chip has (LUT banks: a bit-count ratio)."""
     fe, ue = config.forward_engine, config.update_engine
     lanes_f, lanes_u = fe.pe_count * fe.lanes_per_pe, ue.pe_count * ue.lanes_per_pe
@@ -374,7 +375,7 @@ def _units_per_component(config: HardwareConfig, fmt: FixedFormat) -> dict[str, 
 
 
 def table_from_parts(
-    config: HardwareConfig, fmt: FixedFormat, parts: dict[str, Part], details: dict[str, Any]
+    config: HardwareConfig, fmt: RtlFormat, parts: dict[str, Part], details: dict[str, Any]
 ) -> SynthesizedTable:
     """Price the measured parts for ``config``'s node, supply and unit counts."""
     node, vdd = config.technology_nm, config.vdd
@@ -411,11 +412,11 @@ def table_from_parts(
 
 
 def synthesized_cost_table(config: HardwareConfig) -> SynthesizedTable:
-    """The synthesized energy/area entries of ``config`` (fixed-point datapath formats only).
+    """The synthesized energy/area entries of ``config`` (fixed point, float16/bfloat16/float32).
 
     Runs Yosys and the RTL simulator once per (format, k, block) in a process
     (cached); every call after that only re-prices.  Raises
-    :class:`~h2learn.rtl.fixed.RtlError` for a floating datapath format or
+    :class:`~h2learn.rtl.fixed.RtlError` for float64, stochastic rounding, or
     when no Yosys is installed.
     """
     fmt = rtl_format(config.datapath_format)

@@ -61,14 +61,14 @@ class FixedFormat:
         return f"{self.name}:{self.rounding}:{fit}"
 
 
-def rtl_format(fmt: str | NumberFormat) -> FixedFormat:
-    """The fixed-point format the RTL implements; floats and stochastic rounding are refused."""
+def fixed_rtl_format(fmt: str | NumberFormat) -> FixedFormat:
+    """The RTL view of a fixed-point format; stochastic rounding is refused.
+
+    :func:`h2learn.rtl.datapath.rtl_format` takes either kind of format.
+    """
     fmt = as_format(fmt)
     if not fmt.is_fixed:
-        raise RtlError(
-            f"the RTL datapath is fixed point; {fmt} is a floating format "
-            "(pass a fixed<I>.<F> format, e.g. fixed16.16)"
-        )
+        raise RtlError(f"{fmt} is a floating format; fixed_rtl_format takes fixed<I>.<F> formats")
     if fmt.rounding == "stochastic":
         raise RtlError(f"{fmt}: stochastic rounding is not in the RTL; use :nearest or :floor")
     return FixedFormat(fmt.total_bits, fmt.frac_bits, fmt.rounding, fmt.saturate)

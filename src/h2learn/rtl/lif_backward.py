@@ -1,8 +1,9 @@
 """The element-wise LIF backward unit: BPTT through the neuron with the surrogate gradient.
 
-Implements :func:`h2learn.arch.engines.lif_backward_unit` in fixed point, one
-neuron-step per cycle, time running backwards (``t = T-1 .. 0``; ``first``
-marks ``t = T-1``, where the carry ``alpha * du[t+1]`` is 0)::
+Implements :func:`h2learn.arch.engines.lif_backward_unit` in fixed point or
+in a floating format (:mod:`h2learn.rtl.datapath`), one neuron-step per
+cycle, time running backwards (``t = T-1 .. 0``; ``first`` marks ``t = T-1``,
+where the carry ``alpha * du[t+1]`` is 0)::
 
     c       = carry                                      alpha * du[t+1], kept from the last step
     do      = fit(g[t] - fit(round(u[t] * c, F)))        reset path (reset_grad)
@@ -19,11 +20,10 @@ counted on the steps that use a carry; see
 
 from __future__ import annotations
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal, signed
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
 
-from h2learn.rtl.fixed import FixedFormat, fit, round_shift
-from h2learn.rtl.lif_unit import Adder
-from h2learn.rtl.pe_backward import Multiplier
+from h2learn.rtl import datapath as dp
+from h2learn.rtl.datapath import RtlFormat
 from h2learn.rtl.pe_lut import COUNTER_BITS
 
 LIF_BACKWARD_COUNTERS = ("multiplies", "adds", "selects")
@@ -34,29 +34,29 @@ class LifBackwardUnit(Elaboratable):
 
     def __init__(
         self,
-        fmt: FixedFormat,
+        fmt: RtlFormat,
         unit_height: bool = True,
         reset_grad: bool = True,
         counters: bool = False,
     ):
         self.fmt, self.unit_height, self.reset_grad = fmt, unit_height, reset_grad
         self.with_counters = counters
-        width = fmt.width
+        word = dp.word_shape(fmt)
         self.valid = Signal()
         self.first = Signal()
-        self.grad = Signal(signed(width))
-        self.u = Signal(signed(width))
+        self.grad = Signal(word)
+        self.u = Signal(word)
         self.spike = Signal()
         self.mask = Signal()
-        self.alpha = Signal(signed(width))
-        self.gain = Signal(signed(width))
+        self.alpha = Signal(word)
+        self.gain = Signal(word)
         self.out_valid = Signal()
-        self.out_du = Signal(signed(width))
+        self.out_du = Signal(word)
         self.counters = {n: Signal(COUNTER_BITS, name=n) for n in LIF_BACKWARD_COUNTERS}
-        self.reset_multiplier = Multiplier(width)
-        self.gain_multiplier = Multiplier(width)
-        self.carry_multiplier = Multiplier(width)
-        self.adder = Adder(width)
+        self.reset_multiplier = dp.multiplier(fmt)
+        self.gain_multiplier = dp.multiplier(fmt)
+        self.carry_multiplier = dp.multiplier(fmt)
+        self.adder = dp.adder(fmt)
 
     def inputs(self) -> list[Signal]:
         fields = [self.valid, self.first, self.grad, self.u, self.spike, self.mask]
@@ -68,9 +68,9 @@ class LifBackwardUnit(Elaboratable):
     def ports(self) -> list[Signal]:
         return [*self.inputs(), self.out_valid, self.out_du]
 
-    def _mul(self, m: Module, unit: Multiplier, a, b):
+    def _mul(self, m: Module, unit, a, b):
         m.d.comb += [unit.a.eq(a), unit.b.eq(b)]
-        return fit(round_shift(unit.product, self.fmt.frac, self.fmt.rounding), self.fmt)
+        return dp.product_word(self.fmt, unit.product)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -79,12 +79,17 @@ class LifBackwardUnit(Elaboratable):
         m.submodules.gain_multiplier = self.gain_multiplier
         m.submodules.carry_multiplier = self.carry_multiplier
         m.submodules.adder = self.adder
-        carry_state = Signal(signed(fmt.width))
+        floating = dp.is_float(fmt)
+        carry_state = Signal(dp.word_shape(fmt))
         carry = Mux(self.first, 0, carry_state)
-        grad_o = Signal(signed(fmt.width))
+        grad_o = Signal(dp.word_shape(fmt))
         if self.reset_grad:
             product = self._mul(m, self.reset_multiplier, self.u, carry)
-            m.d.comb += grad_o.eq(fit(self.grad - product, fmt))
+            if floating:  # g - p as g + (-p); the last step (first here) has no carry term
+                reset = dp.add_unit(m, fmt, "reset_adder", self.grad, dp.negated(fmt, product))
+                m.d.comb += grad_o.eq(Mux(self.first, self.grad, reset))
+            else:  # exact: subtracting the zero carry term changes nothing
+                m.d.comb += grad_o.eq(dp.sum_word(fmt, self.grad - product))
         else:
             m.d.comb += grad_o.eq(self.grad)
         scaled = (
@@ -92,8 +97,11 @@ class LifBackwardUnit(Elaboratable):
         )
         gated = Mux(self.mask, scaled, 0)
         m.d.comb += [self.adder.a.eq(gated), self.adder.b.eq(Mux(self.spike, 0, carry))]
-        du = Signal(signed(fmt.width))
-        m.d.comb += du.eq(fit(self.adder.sum, fmt))
+        du = Signal(dp.word_shape(fmt))
+        total = dp.sum_word(fmt, self.adder.sum)
+        # floating: -0 + (+0) would turn the sign of a zero gradient, so the step
+        # without a carry passes ``gated`` as the engine does
+        m.d.comb += du.eq(Mux(self.first, gated, total) if floating else total)
         next_carry = self._mul(m, self.carry_multiplier, self.alpha, du)
         with m.If(self.valid):
             m.d.sync += carry_state.eq(next_carry)

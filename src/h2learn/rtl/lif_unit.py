@@ -1,7 +1,8 @@
 """The element-wise LIF unit: one neuron-step per cycle, with the surrogate window.
 
-Implements :func:`h2learn.arch.engines.lif_forward_unit` in fixed point
-(SYSTEM.md section 1)::
+Implements :func:`h2learn.arch.engines.lif_forward_unit` (SYSTEM.md section 1)
+in fixed point, or in a floating format with IEEE units where every product
+and sum is rounded to the format (:mod:`h2learn.rtl.datapath`)::
 
     decayed = fit(round(alpha * u[t-1], F))          one multiply, rounded, fitted
     u[t]    = fit((o[t-1] ? 0 : decayed) + x[t])     reset select, one add
@@ -9,7 +10,7 @@ Implements :func:`h2learn.arch.engines.lif_forward_unit` in fixed point
     mask[t] = (u[t] > v_th - a) & (u[t] < v_th + a)  two compares: the surrogate window
 
 ``alpha``, ``v_th`` and the window bounds are configuration inputs (the
-stored integers of the constants, :func:`lif_constants`), so the multiplier
+datapath words of the constants, :func:`lif_constants`), so the multiplier
 is a real multiplier in synthesis.  ``first`` starts a neuron (``u[0] = 0``,
 ``o[0] = 0``); the unit keeps ``u`` and ``o`` of the neuron it is stepping
 (in the chip they stream from and to the membrane buffer).  The arithmetic
@@ -20,49 +21,36 @@ units are submodules so synthesis prices them as ``elementwise.multiplier``,
 from __future__ import annotations
 
 import torch
-from amaranth.hdl import Elaboratable, Module, Mux, Signal, signed
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
 
-from h2learn.arch.numerics import to_fixed_int
-from h2learn.rtl.fixed import FixedFormat, fit, round_shift
-from h2learn.rtl.pe_backward import Multiplier
+from h2learn.arch.numerics import parse_format, quantize, to_fixed_int
+from h2learn.rtl import datapath as dp
+from h2learn.rtl.datapath import RtlFormat
+from h2learn.rtl.floating import to_bits
 from h2learn.rtl.pe_lut import COUNTER_BITS
 
 LIF_COUNTERS = ("multiplies", "adds", "selects", "compares")
 
 
-class Adder(Elaboratable):
-    """A combinational signed adder ``sum = a + b`` (one bit wider than its operands)."""
+def stored_words(values: torch.Tensor, fmt: RtlFormat) -> torch.Tensor:
+    """Datapath words of real values, converted as the engines load them (int64 tensor).
 
-    def __init__(self, width: int):
-        self.a = Signal(signed(width))
-        self.b = Signal(signed(width))
-        self.sum = Signal(signed(width + 1))
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        m.d.comb += self.sum.eq(self.a + self.b)
-        return m
-
-
-class Comparator(Elaboratable):
-    """A signed greater-than ``gt = a > b`` (a subtractor's sign in hardware)."""
-
-    def __init__(self, width: int):
-        self.a = Signal(signed(width))
-        self.b = Signal(signed(width))
-        self.gt = Signal()
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        m.d.comb += self.gt.eq(self.a > self.b)
-        return m
+    Fixed point: the stored two's-complement integers; floating formats: the
+    IEEE bit patterns of the values after the engines' own conversion
+    (:func:`~h2learn.arch.numerics.quantize`, whose float64 casts go through
+    float32 as torch's do and whose overflow saturates), so both see one word.
+    """
+    if dp.is_float(fmt):
+        loaded = quantize(values, parse_format(fmt.text))
+        return torch.tensor(to_bits(loaded, fmt), dtype=torch.int64).reshape(values.shape)
+    return to_fixed_int(values, parse_format(fmt.text))
 
 
-def lif_constants(fmt_text: str, alpha: float, v_th: float, window: float) -> dict[str, int]:
-    """Stored integers of the unit's constants, quantized as the engine quantizes them."""
+def lif_constants(fmt: RtlFormat, alpha: float, v_th: float, window: float) -> dict[str, int]:
+    """Datapath words of the unit's constants, quantized as the engine quantizes them."""
     values = {"alpha": alpha, "v_th": v_th, "low": v_th - window, "high": v_th + window}
     return {
-        name: int(to_fixed_int(torch.tensor(float(v), dtype=torch.float64), fmt_text))
+        name: int(stored_words(torch.tensor(float(v), dtype=torch.float64), fmt))
         for name, v in values.items()
     }
 
@@ -70,25 +58,25 @@ def lif_constants(fmt_text: str, alpha: float, v_th: float, window: float) -> di
 class LifUnit(Elaboratable):
     """One LIF lane (module docstring); ``counters=True`` adds event counters for simulation."""
 
-    def __init__(self, fmt: FixedFormat, counters: bool = False):
+    def __init__(self, fmt: RtlFormat, counters: bool = False):
         self.fmt = fmt
         self.with_counters = counters
-        width = fmt.width
+        word = dp.word_shape(fmt)
         self.valid = Signal()
         self.first = Signal()
-        self.x = Signal(signed(width))
-        self.alpha = Signal(signed(width))
-        self.v_th = Signal(signed(width))
-        self.low = Signal(signed(width))
-        self.high = Signal(signed(width))
+        self.x = Signal(word)
+        self.alpha = Signal(word)
+        self.v_th = Signal(word)
+        self.low = Signal(word)
+        self.high = Signal(word)
         self.out_valid = Signal()
-        self.out_u = Signal(signed(width))
+        self.out_u = Signal(word)
         self.out_spike = Signal()
         self.out_mask = Signal()
         self.counters = {name: Signal(COUNTER_BITS, name=name) for name in LIF_COUNTERS}
-        self.multiplier = Multiplier(width)
-        self.adder = Adder(width)
-        self.comparators = [Comparator(width) for _ in range(3)]
+        self.multiplier = dp.multiplier(fmt)
+        self.adder = dp.adder(fmt)
+        self.comparators = [dp.comparator(fmt) for _ in range(3)]
 
     def inputs(self) -> list[Signal]:
         return [self.valid, self.first, self.x, self.alpha, self.v_th, self.low, self.high]
@@ -101,23 +89,23 @@ class LifUnit(Elaboratable):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        width = self.fmt.width
+        fmt = self.fmt
         m.submodules.multiplier = multiplier = self.multiplier
         m.submodules.adder = adder = self.adder
         threshold, above_low, below_high = self.comparators
         m.submodules.threshold = threshold
         m.submodules.above_low = above_low
         m.submodules.below_high = below_high
-        u_state = Signal(signed(width))
+        u_state = Signal(dp.word_shape(fmt))
         fired = Signal()
         u_prev = Mux(self.first, 0, u_state)
         fired_prev = ~self.first & fired
         m.d.comb += [multiplier.a.eq(self.alpha), multiplier.b.eq(u_prev)]
-        decayed = fit(round_shift(multiplier.product, self.fmt.frac, self.fmt.rounding), self.fmt)
+        decayed = dp.product_word(fmt, multiplier.product)
         m.d.comb += [adder.a.eq(Mux(fired_prev, 0, decayed)), adder.b.eq(self.x)]
-        u_new = Signal(signed(width))
+        u_new = Signal(dp.word_shape(fmt))
         m.d.comb += [
-            u_new.eq(fit(adder.sum, self.fmt)),
+            u_new.eq(dp.sum_word(fmt, adder.sum)),
             threshold.a.eq(u_new),
             threshold.b.eq(self.v_th),
             above_low.a.eq(u_new),

@@ -10,9 +10,12 @@ that reaches it):
   and nothing is written (the engine's output is 0 there);
 * **input sparsity**: a pair with ``du = 0`` is not multiplied
   (``macs_skipped_input``): the multiplier's operands are held, no add;
-* otherwise ``acc += weight * du`` exactly (``2F`` fraction bits), and at
-  ``last`` the accumulator is rounded once by ``F`` bits and saturated or
-  wrapped (:func:`h2learn.rtl.fixed.write_out`), as the engine writes out.
+* otherwise ``acc += weight * du``.  Fixed point: exactly (``2F`` fraction
+  bits), and at ``last`` the accumulator is rounded once by ``F`` bits and
+  saturated or wrapped (:func:`h2learn.rtl.fixed.write_out`), as the engine
+  writes out.  Floating formats: the product and every add are rounded to
+  the format (IEEE units of :mod:`h2learn.rtl.floating`), terms in stream
+  order, as the engine's sequential MAC adds them; ``du = -0`` counts as zero.
 
 The multiplier and the accumulating adder are submodules so that synthesis
 prices them separately (``backward_engine.multiplier`` / ``.adder``).
@@ -22,10 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal, signed
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
 
-from h2learn.rtl.fixed import FixedFormat, clog2, write_out
-from h2learn.rtl.pe_lut import COUNTER_BITS, Accumulator
+from h2learn.rtl import datapath as dp
+from h2learn.rtl.datapath import Accumulator, RtlFormat
+from h2learn.rtl.fixed import clog2
+from h2learn.rtl.pe_lut import COUNTER_BITS
 
 MAC_COUNTERS = (
     "macs_done",
@@ -36,39 +41,25 @@ MAC_COUNTERS = (
 )
 
 
-class Multiplier(Elaboratable):
-    """A combinational signed multiplier ``product = a * b`` (exact, ``2 * width`` bits)."""
-
-    def __init__(self, width: int):
-        self.a = Signal(signed(width))
-        self.b = Signal(signed(width))
-        self.product = Signal(signed(2 * width))
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        m.d.comb += self.product.eq(self.a * self.b)
-        return m
-
-
 class MacPE(Elaboratable):
     """The Backward Engine's MAC unit with input and output sparsity (module docstring)."""
 
-    def __init__(self, fmt: FixedFormat, max_terms: int, counters: bool = False):
+    def __init__(self, fmt: RtlFormat, max_terms: int, counters: bool = False):
         self.fmt = fmt
-        self.acc_bits = 2 * fmt.width + clog2(max_terms) + 1
+        self.acc_bits = dp.accumulator_bits(fmt, 2 * fmt.width + clog2(max_terms) + 1)
         self.with_counters = counters
         self.valid = Signal()
-        self.weight = Signal(signed(fmt.width))
-        self.grad = Signal(signed(fmt.width))
+        self.weight = Signal(dp.word_shape(fmt))
+        self.grad = Signal(dp.word_shape(fmt))
         self.mask = Signal()
         self.first = Signal()
         self.last = Signal()
         self.out_valid = Signal()
         self.out_written = Signal()
-        self.out_data = Signal(signed(fmt.width))
+        self.out_data = Signal(dp.word_shape(fmt))
         self.counters = {name: Signal(COUNTER_BITS, name=name) for name in MAC_COUNTERS}
-        self.multiplier = Multiplier(fmt.width)
-        self.adder = Accumulator(self.acc_bits)
+        self.multiplier = dp.multiplier(fmt)
+        self.adder = Accumulator(fmt, self.acc_bits)
 
     def inputs(self) -> list[Signal]:
         return [self.valid, self.weight, self.grad, self.mask, self.first, self.last]
@@ -84,7 +75,7 @@ class MacPE(Elaboratable):
         m.submodules.multiplier = multiplier = self.multiplier
         m.submodules.adder = adder = self.adder
         active = self.valid & self.mask
-        nonzero = self.grad != 0
+        nonzero = ~dp.is_zero(self.fmt, self.grad)
         mac = active & nonzero
         # operand isolation: a skipped MAC keeps the multiplier's inputs at 0
         m.d.comb += [
@@ -95,7 +86,7 @@ class MacPE(Elaboratable):
             adder.load.eq(self.valid),
         ]
         finish = self.valid & self.last
-        result = write_out(adder.sum, self.fmt.frac, self.fmt)
+        result = dp.product_sum_out(self.fmt, adder.sum)
         m.d.sync += [
             self.out_valid.eq(finish),
             self.out_written.eq(finish & self.mask),

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from h2learn.rtl.fixed import FixedFormat, clog2
+from h2learn.rtl.datapath import RtlFormat
+from h2learn.rtl.fixed import clog2
 from h2learn.rtl.pe_lut import CMD_BUILD, CMD_LOOKUP, LutPE
 
 
 def forward_pe(
-    k: int, fmt: FixedFormat, tables: int, skip_zero: bool = True, counters: bool = False
+    k: int, fmt: RtlFormat, tables: int, skip_zero: bool = True, counters: bool = False
 ) -> LutPE:
     """A Forward Engine lane whose accumulator holds the sum of ``tables`` exact entries."""
     acc_bits = fmt.width + clog2(k) + clog2(tables) + 1

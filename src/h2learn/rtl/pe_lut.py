@@ -34,7 +34,9 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 
-from h2learn.rtl.fixed import FixedFormat, RtlError, clog2, write_out
+from h2learn.rtl import datapath as dp
+from h2learn.rtl.datapath import Accumulator, RtlFormat
+from h2learn.rtl.fixed import RtlError, clog2
 
 CMD_IDLE, CMD_BUILD, CMD_LOOKUP = 0, 1, 2
 
@@ -52,47 +54,23 @@ LUT_COUNTERS = (
 COUNTER_BITS = 32
 
 
-class Accumulator(Elaboratable):
-    """The lane's adder and accumulator register (a submodule, so synthesis can price it).
-
-    ``a + b`` is the one adder; ``load`` stores ``sum`` in ``acc``.  Kept
-    separate from the table bank so the cost table can split ``adder`` from ``lut``.
-    """
-
-    def __init__(self, bits: int):
-        self.bits = bits
-        self.a = Signal(signed(bits))
-        self.b = Signal(signed(bits))
-        self.sum = Signal(signed(bits))
-        self.load = Signal()
-        self.acc = Signal(signed(bits))
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        m.d.comb += self.sum.eq(self.a + self.b)
-        with m.If(self.load):
-            m.d.sync += self.acc.eq(self.sum)
-        return m
-
-
 class LutBank(Elaboratable):
     """``tables`` subset-sum tables of ``2**k`` entries: one async read port, one write port."""
 
-    def __init__(self, k: int, tables: int, entry_bits: int):
+    def __init__(self, k: int, tables: int, entry_bits: int, signed_entries: bool = True):
         self.k, self.tables, self.entry_bits = k, tables, entry_bits
+        self.shape = signed(entry_bits) if signed_entries else entry_bits
         self.depth = tables * 2**k
         address_bits = max(1, clog2(self.depth))
         self.read_addr = Signal(address_bits)
-        self.read_data = Signal(signed(entry_bits))
+        self.read_data = Signal(self.shape)
         self.write_addr = Signal(address_bits)
-        self.write_data = Signal(signed(entry_bits))
+        self.write_data = Signal(self.shape)
         self.write_en = Signal()
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.storage = storage = Memory(
-            shape=signed(self.entry_bits), depth=self.depth, init=[]
-        )
+        m.submodules.storage = storage = Memory(shape=self.shape, depth=self.depth, init=[])
         read = storage.read_port(domain="comb")
         write = storage.write_port()
         m.d.comb += [
@@ -111,7 +89,7 @@ class LutPE(Elaboratable):
     def __init__(
         self,
         k: int,
-        fmt: FixedFormat,
+        fmt: RtlFormat,
         tables: int,
         acc_bits: int,
         *,
@@ -123,27 +101,27 @@ class LutPE(Elaboratable):
         if k < 1 or tables < 1:
             raise RtlError(f"LUT PE needs k >= 1 and at least one table (k={k}, tables={tables})")
         self.k, self.fmt, self.tables = k, fmt, tables
-        self.entry_bits = fmt.width + clog2(k)
-        if acc_bits < self.entry_bits:
+        self.entry_bits = dp.entry_bits(fmt, k)
+        self.acc_bits = dp.accumulator_bits(fmt, acc_bits)
+        if self.acc_bits < self.entry_bits:
             raise RtlError(f"acc_bits={acc_bits} is narrower than a table entry")
-        self.acc_bits = acc_bits
-        self.psum_bits = psum_bits or acc_bits
+        self.psum_bits = dp.accumulator_bits(fmt, psum_bits or acc_bits)
         self.skip_zero, self.merge, self.with_counters = skip_zero, merge, counters
         # command inputs (one command per cycle)
         self.cmd = Signal(2)
         self.index = Signal(k)
         self.table = Signal(max(1, clog2(tables)))
-        self.operand = Signal(signed(fmt.width))
+        self.operand = Signal(dp.word_shape(fmt))
         self.first = Signal()
         self.last = Signal()
         self.psum_first = Signal()
         self.psum_last = Signal()
         # result
         self.out_valid = Signal()
-        self.out_data = Signal(signed(fmt.width))
+        self.out_data = Signal(dp.word_shape(fmt))
         self.counters = {name: Signal(COUNTER_BITS, name=name) for name in LUT_COUNTERS}
-        self.bank = LutBank(k, tables, self.entry_bits)
-        self.adder = Accumulator(self.acc_bits)
+        self.bank = LutBank(k, tables, self.entry_bits, signed_entries=not dp.is_float(fmt))
+        self.adder = Accumulator(fmt, self.acc_bits)
 
     def inputs(self) -> list[Signal]:
         """The command fields, in the order a stimulus word packs them."""
@@ -161,7 +139,7 @@ class LutPE(Elaboratable):
         k = self.k
         m.submodules.bank = bank = self.bank
         m.submodules.adder = adder = self.adder
-        registers = [Signal(signed(self.fmt.width), name=f"operand{j}") for j in range(k)]
+        registers = [Signal(dp.word_shape(self.fmt), name=f"operand{j}") for j in range(k)]
 
         build = self.cmd == CMD_BUILD
         lookup = self.cmd == CMD_LOOKUP
@@ -170,7 +148,7 @@ class LutPE(Elaboratable):
         for j in range(k):
             with m.If(self.index[j]):
                 m.d.comb += top.eq(j)
-        top_operand = Signal(signed(self.fmt.width))
+        top_operand = Signal(dp.word_shape(self.fmt))
         with m.Switch(top):
             for j in range(k):
                 with m.Case(j):
@@ -208,15 +186,17 @@ class LutPE(Elaboratable):
         finish = lookup & self.last
         merges = finish if self.merge else 0
         if self.merge:
-            psum = Signal(signed(self.psum_bits), name="psum")
-            merged = Signal(signed(self.psum_bits), name="merged")
-            m.d.comb += merged.eq(Mux(self.psum_first, 0, psum) + adder.sum)
+            shape = dp.word_shape(self.fmt) if dp.is_float(self.fmt) else signed(self.psum_bits)
+            psum = Signal(shape, name="psum")
+            merged = Signal(shape, name="merged")
+            base = Mux(self.psum_first, 0, psum)
+            m.d.comb += merged.eq(dp.add_unit(m, self.fmt, "merge", base, adder.sum))
             with m.If(finish):
                 m.d.sync += psum.eq(merged)
             emit, result = finish & self.psum_last, merged
         else:
             emit, result = finish, adder.sum
-        m.d.sync += [self.out_valid.eq(emit), self.out_data.eq(write_out(result, 0, self.fmt))]
+        m.d.sync += [self.out_valid.eq(emit), self.out_data.eq(dp.write_out(self.fmt, result, 0))]
 
         if self.with_counters:
             events = {

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from h2learn.rtl.fixed import FixedFormat, clog2
+from h2learn.rtl.datapath import RtlFormat
+from h2learn.rtl.fixed import clog2
 from h2learn.rtl.pe_forward import build_commands, patterns_of
 from h2learn.rtl.pe_lut import CMD_LOOKUP, LutPE
 
 
 def update_pe(
     k: int,
-    fmt: FixedFormat,
+    fmt: RtlFormat,
     tables: int,
     block: int,
     max_points: int,

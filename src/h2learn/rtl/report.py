@@ -17,12 +17,13 @@ from h2learn.rtl.cost_table import (
     ratio,
     table_from_parts,
 )
-from h2learn.rtl.fixed import RtlError, rtl_format
+from h2learn.rtl.datapath import is_float, rtl_format
+from h2learn.rtl.fixed import RtlError
 from h2learn.rtl.pe_forward import forward_pe
 from h2learn.rtl.pe_update import update_pe
 from h2learn.rtl.synth import synthesize
 
-WHY = {
+WHY_FIXED = {
     "adder": "published: one bare adder of the word width (Horowitz); RTL: the lane's whole "
     "datapath per add (adder, accumulator register, operand/entry muxes, write-out saturation)",
     "lut": "published: SRAM power law extrapolated below 8 KB, 6T cell / 0.5 efficiency; RTL: "
@@ -38,22 +39,42 @@ WHY = {
     "comparator": "published: a compare priced as an adder of the word width; RTL: one "
     "magnitude comparator (a subtractor's carry chain only)",
 }
+"""Why the synthesized and published prices differ, per component, for a fixed-point datapath."""
+WHY_FLOAT = {
+    "adder": "published: one bare floating adder of the format (Horowitz's FP16/FP32; bfloat16 "
+    "as FP16); RTL: the lane's whole datapath per add (IEEE adder with alignment and "
+    "normalization shifters, accumulator register, operand/entry muxes)",
+    "lut": WHY_FIXED["lut"],
+    "multiplier": "published: Horowitz's FP16/FP32 multiplier; RTL: a generic significand "
+    "multiplier from Yosys with normalization and rounding, activity from real operands",
+    "backward_engine.adder": "published: one bare floating adder of the format; RTL: the MAC "
+    "without its multiplier (an IEEE adder, the accumulator word, sparsity gating)",
+    "elementwise.adder": "published: one bare floating adder; RTL: the LIF lane without "
+    "multiplier and comparators (IEEE adder, reset select, state registers)",
+    "elementwise.multiplier": "published: Horowitz's FP16/FP32 multiplier; RTL: a generic "
+    "multiplier whose operand alpha is constant between steps (few toggles)",
+    "comparator": "published: a compare priced as an adder of the word width; RTL: an IEEE "
+    "comparator (sign-magnitude order keys and one integer compare)",
+}
+"""The same for a floating datapath (float16, bfloat16, float32)."""
 
 
-def fixed_stand_in(config: HardwareConfig, fmt_text: str | None) -> HardwareConfig:
-    """``config`` with the fixed-point format the RTL uses (``fmt_text``, or its own if fixed).
+def why(component: str, floating: bool) -> str:
+    """Why a component's synthesized price differs from the published one."""
+    table = WHY_FLOAT if floating else WHY_FIXED
+    return table.get(component, table[component.rsplit(".", 1)[-1]])
 
-    A floating datapath is replaced by ``fixed<W/2>.<W/2>`` of the same width [ours],
-    so the published table the comparison uses is priced for the same format.
+
+def rtl_config(config: HardwareConfig, fmt_text: str | None) -> HardwareConfig:
+    """``config`` with the datapath format the RTL is built for (``fmt_text``, or its own).
+
+    Checked here, so an unsupported format (float64, stochastic rounding) is
+    one line before any synthesis starts.
     """
-    if fmt_text is None:
-        fmt = config.number_format
-        if fmt.is_fixed:
-            return config
-        half = fmt.total_bits // 2
-        fmt_text = f"fixed{half}.{half}"
-    rtl_format(fmt_text)
-    return config.replace(datapath_format=fmt_text)
+    if fmt_text is not None:
+        config = config.replace(datapath_format=fmt_text)
+    rtl_format(config.datapath_format)
+    return config
 
 
 def _k_sweep(
@@ -83,6 +104,7 @@ def _k_sweep(
 def comparison_markdown(config: HardwareConfig, table: SynthesizedTable) -> str:
     """Published vs synthesized per action and per component, with the ratio and why."""
     published = build_cost_table(config)
+    floating = is_float(rtl_format(config.datapath_format))
     lines = [
         f"# Published vs synthesized cost table ({config.datapath_format}, "
         f"{config.technology_nm} nm, {config.vdd} V)",
@@ -94,10 +116,9 @@ def comparison_markdown(config: HardwareConfig, table: SynthesizedTable) -> str:
     ]
     for (component, action), entry in table.energy.items():
         pub = published.energy_pj(component, action)
-        why = WHY.get(component, WHY[component.rsplit(".", 1)[-1]])
         lines.append(
             f"| {component} | {action} | {pub:.4g} | {entry.value:.4g} | "
-            f"{ratio(entry.value, pub):.2f} | {why} |"
+            f"{ratio(entry.value, pub):.2f} | {why(component, floating)} |"
         )
     lines += [
         "",
@@ -108,10 +129,9 @@ def comparison_markdown(config: HardwareConfig, table: SynthesizedTable) -> str:
     ]
     for component, entry in table.area.items():
         pub = published.area[component].value
-        why = WHY.get(component, WHY[component.rsplit(".", 1)[-1]])
         lines.append(
             f"| {component} | {pub:.4g} | {entry.value:.4g} | {ratio(entry.value, pub):.2f} "
-            f"| {why} |"
+            f"| {why(component, floating)} |"
         )
     lines += [
         "",

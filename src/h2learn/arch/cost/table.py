@@ -249,16 +249,11 @@ def _use_synthesized(table: CostTable, config: HardwareConfig) -> None:
     Yosys cell counts of this project's RTL and switching activity measured in
     its simulation (docs/rtl.md); SRAM buffers, DRAM, the register file, the
     special-function units and leakage keep their published entries.  The RTL
-    is fixed point, so a floating datapath is refused in one line (a
-    :class:`~h2learn.arch.config.ConfigError`: the config asks for what cannot
-    be priced).
+    implements fixed point, float16, bfloat16 and float32; a format it does
+    not (float64, stochastic rounding), or a machine without Yosys, is refused
+    in one line (a :class:`~h2learn.arch.config.ConfigError`: the config asks
+    for what cannot be priced).
     """
-    if not config.number_format.is_fixed:
-        raise ConfigError(
-            f"cost_table 'synthesized' prices the fixed-point RTL; datapath_format "
-            f"{config.datapath_format!r} is floating point: set a fixed format such as "
-            "fixed16.16 or use cost_table 'published'"
-        )
     from h2learn.rtl.cost_table import synthesized_cost_table  # Yosys runs only on demand
     from h2learn.rtl.fixed import RtlError
 
