@@ -132,6 +132,26 @@ def test_the_synthesized_cost_table_replaces_the_rtl_covered_prices():
         assert derived.energy[dram] == published.energy[dram]  # not covered by the RTL: kept
 
 
+def test_the_dense_baseline_is_priced_with_the_synthesized_mac():
+    """Under ``synthesized`` the dense array's MAC is the Backward Engine's synthesized MAC,
+    per action and per unit of area, and the equal-area sizing uses that area."""
+    from h2learn.arch.cost import build_cost_table
+    from h2learn.arch.cost.table import mac_unit_area_mm2
+    from h2learn.baselines.dense import simulate_dense
+
+    plain = set_field(default_config(), "datapath_format", "float16")
+    config = set_field(plain, "cost_table", "synthesized")
+    table = build_cost_table(config, mac_array_units=100)
+    for part, action in (("multiplier", "multiply"), ("adder", "add")):
+        dense, backward = f"mac_array.{part}", f"backward_engine.{part}"
+        assert table.energy[(dense, action)].value == table.energy[(backward, action)].value
+        per_unit = table.area[backward].value / config.backward_mac_units
+        assert table.area[dense].value == pytest.approx(100 * per_unit, rel=1e-12)
+    assert mac_unit_area_mm2(config) != mac_unit_area_mm2(plain)
+    result = simulate_dense(build_spec("digits-mlp", batch_size=2), config)
+    assert result.area_mm2 == pytest.approx(result.h2learn_area_mm2, rel=0.01)
+
+
 def test_cost_table_field_defaults_to_published_and_round_trips(tmp_path):
     assert default_config().cost_table == "published"
     file = tmp_path / "c.yaml"

@@ -69,7 +69,7 @@ def test_yaml_round_trip_and_partial_files_keep_defaults(tmp_path):
         ("clock_ghz: -1\n", "clock_ghz: must be > 0"),
         ("buffers:\n  gradient: {size_kib: 0}\n", "buffers.gradient.size_kib: must be > 0"),
         ("forward_engine:\n  pes: 3\n", "forward_engine.pes: unknown field"),
-        ("technology_nm: 28\n", "technology_nm: 28 nm has no scaling data"),
+        ("technology_nm: 24\n", "technology_nm: 24 nm has no scaling data"),
         ("datapath_format: int8\n", "datapath_format: unknown number format"),
         ("optimizations:\n  lut: maybe\n", "optimizations.lut: input should be a valid boolean"),
         ("schedule:\n  optimizer: lamb\n", "schedule.optimizer:"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -66,6 +67,23 @@ def test_scaling_from_the_source_node_is_one_and_factors_compose():
     assert there_and_back == pytest.approx(1.0)
     with pytest.raises(CostModelError, match="no scaling row"):
         stillmaker_energy_factor(45, 0.9, 12, 0.8)
+
+
+def test_28nm_is_interpolated_between_the_32_and_20nm_rows():
+    """Geometric in the feature size: exact for a power law, between its neighbours otherwise."""
+    from h2learn.arch.cost.reference import INTERPOLATED_NODES_NM, interpolate_node
+
+    assert INTERPOLATED_NODES_NM == {28: (32, 20)}
+    assert interpolate_node(28, lambda node: node**2.0) == pytest.approx(28.0**2, rel=1e-12)
+    weight = math.log(32 / 28) / math.log(32 / 20)
+    assert area_scale(28) == pytest.approx(0.46 * (0.21 / 0.46) ** weight, rel=1e-12)
+    assert area_scale(20) < area_scale(28) < area_scale(32)
+    for vdd in (0.7, 0.8, 0.9):
+        low, high = energy_scale(20, vdd), energy_scale(32, vdd)
+        assert energy_scale(28, vdd) == pytest.approx(high * (low / high) ** weight, rel=1e-12)
+        assert low < energy_scale(28, vdd) < high
+    factor = stillmaker_energy_factor(45, 0.9, 28, 0.8)
+    assert factor == pytest.approx(energy_scale(28, 0.8), rel=1e-12)
 
 
 def test_stated_densities_apply_to_every_layer():

@@ -37,8 +37,10 @@ from pydantic import (
 from h2learn.arch.numerics import FormatError, NumberFormat, parse_format
 from h2learn.errors import H2LearnError
 
-SUPPORTED_NODES_NM: tuple[int, ...] = (180, 130, 90, 65, 45, 32, 20, 16, 14, 10, 7)
-"""Technology nodes with Stillmaker & Baas (2017) scaling factors (see :mod:`h2learn.arch.cost`)."""
+SUPPORTED_NODES_NM: tuple[int, ...] = (180, 130, 90, 65, 45, 32, 28, 20, 16, 14, 10, 7)
+"""Technology nodes with Stillmaker & Baas (2017) scaling factors (see :mod:`h2learn.arch.cost`);
+28 nm is interpolated between their 32 and 20 nm rows
+(:data:`h2learn.arch.cost.reference.INTERPOLATED_NODES_NM`)."""
 
 SWITCHES: tuple[str, ...] = (
     "lut",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from h2learn.arch.config import ConfigError, HardwareConfig
 from h2learn.arch.cost.estimators import (
@@ -52,6 +52,9 @@ from h2learn.arch.names import (
     component,
 )
 from h2learn.arch.numerics import NumberFormat
+
+if TYPE_CHECKING:  # the RTL (and Yosys) load only when a synthesized table is asked for
+    from h2learn.rtl.cost_table import SynthesizedTable
 
 ActionKey = tuple[str, str]
 """``(component, action)``, e.g. ``("forward_engine.lut", "read")``."""
@@ -242,7 +245,7 @@ def _add_dram(table: CostTable, config: HardwareConfig) -> None:
         )
 
 
-def _use_synthesized(table: CostTable, config: HardwareConfig) -> None:
+def _use_synthesized(table: CostTable, config: HardwareConfig, mac_array_units: int) -> None:
     """Replace the entries the RTL covers by the synthesized ones (``cost_table: synthesized``).
 
     :func:`h2learn.rtl.cost_table.synthesized_cost_table` derives them from the
@@ -254,15 +257,51 @@ def _use_synthesized(table: CostTable, config: HardwareConfig) -> None:
     in one line (a :class:`~h2learn.arch.config.ConfigError`: the config asks
     for what cannot be priced).
     """
+    synthesized = _synthesized(config)
+    table.energy.update(synthesized.energy)
+    table.area.update(synthesized.area)
+    if mac_array_units:
+        _dense_array_as_synthesized(table, config, synthesized, mac_array_units)
+
+
+def _synthesized(config: HardwareConfig) -> SynthesizedTable:
+    """The synthesized table of ``config``, its refusals as one-line :class:`ConfigError`."""
     from h2learn.rtl.cost_table import synthesized_cost_table  # Yosys runs only on demand
     from h2learn.rtl.fixed import RtlError
 
     try:
-        synthesized = synthesized_cost_table(config)
+        return synthesized_cost_table(config)
     except RtlError as exc:
         raise ConfigError(f"cost_table 'synthesized': {exc}") from None
-    table.energy.update(synthesized.energy)
-    table.area.update(synthesized.area)
+
+
+def _dense_array_as_synthesized(
+    table: CostTable, config: HardwareConfig, synthesized: SynthesizedTable, units: int
+) -> None:
+    """The dense baseline's MAC array priced as the Backward Engine's synthesized MAC.
+
+    The dense array's unit is the same multiply-accumulate unit without the
+    sparsity gating [ours]: its multiply and add take the synthesized
+    Backward Engine prices, and its area the synthesized area per MAC unit
+    times its unit count (the gating logic, a few gates per MAC, stays in:
+    a slight over-estimate).  Its register file stays published, as the
+    Backward Engine's does.
+    """
+    for part, action in ((Part.MULTIPLIER, Action.MULTIPLY), (Part.ADDER, Action.ADD)):
+        dense_name = component(Engine.MAC_ARRAY, part)
+        source_name = component(Engine.BACKWARD, part)
+        energy = synthesized.energy[(source_name, action)]
+        table.energy[(dense_name, action)] = CostEntry(
+            energy.value, energy.units, energy.node_nm, f"as {source_name}: {energy.source}"
+        )
+        per_unit = synthesized.area[source_name].value / config.backward_mac_units
+        area = synthesized.area[source_name]
+        table.area[dense_name] = CostEntry(
+            per_unit * units,
+            area.units,
+            area.node_nm,
+            f"{units} units x the synthesized area per {source_name} unit: {area.source}",
+        )
 
 
 def build_cost_table(config: HardwareConfig, mac_array_units: int = 0) -> CostTable:
@@ -288,7 +327,7 @@ def build_cost_table(config: HardwareConfig, mac_array_units: int = 0) -> CostTa
     table = builder.table
     _add_dram(table, config)
     if config.cost_table == "synthesized":
-        _use_synthesized(table, config)
+        _use_synthesized(table, config, mac_array_units)
     table.leakage = CostEntry(
         config.leakage_mw_per_mm2,
         "mW/mm^2",
@@ -300,17 +339,27 @@ def build_cost_table(config: HardwareConfig, mac_array_units: int = 0) -> CostTa
 
 
 def mac_unit_area_mm2(config: HardwareConfig) -> float:
-    """Area of one MAC unit (multiplier + adder + its share of a register file), scaled."""
+    """Area of one MAC unit (multiplier + adder + its share of a register file), scaled.
+
+    With ``cost_table: synthesized`` the multiplier and adder are the
+    synthesized Backward Engine MAC's, per unit (the register file stays published).
+    """
     fmt = config.number_format
-    _, mult_um2 = multiplier_45nm(fmt)
-    _, add_um2 = adder_45nm(fmt)
     rf_um2 = (
         config.backward_engine.register_file_bytes
         * 8
         * sram_area_um2_per_bit_45nm()
         / config.backward_engine.macs_per_pe
     )
-    return (mult_um2 + add_um2 + rf_um2) * area_scale(config.technology_nm) * 1e-6
+    rf_mm2 = rf_um2 * area_scale(config.technology_nm) * 1e-6
+    if config.cost_table == "synthesized":
+        synthesized = _synthesized(config)
+        parts = (component(Engine.BACKWARD, p) for p in (Part.MULTIPLIER, Part.ADDER))
+        logic = sum(synthesized.area[name].value for name in parts)
+        return logic / config.backward_mac_units + rf_mm2
+    _, mult_um2 = multiplier_45nm(fmt)
+    _, add_um2 = adder_45nm(fmt)
+    return (mult_um2 + add_um2) * area_scale(config.technology_nm) * 1e-6 + rf_mm2
 
 
 # --------------------------------------------------------------------------
