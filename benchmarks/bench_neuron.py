@@ -32,14 +32,13 @@ import importlib.util
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import write_outputs  # noqa: E402
+from measure import interleaved_times, paired_ratio, timing_row, write_outputs  # noqa: E402
 
 from h2learn.snn import LIF  # noqa: E402
 from h2learn.snn.allocator import reuse_freed_memory  # noqa: E402
@@ -122,35 +121,24 @@ def measure(shape: tuple[int, ...], impls: dict, rounds: int, warmup: int) -> di
     x = (torch.rand(shape, generator=gen) * 0.6).requires_grad_(True)
     grad = torch.randn(shape, generator=gen)
     src, dst = torch.rand(shape, generator=gen), torch.empty(shape)
-    names = [*impls, "copy"]
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for round_ in range(warmup + rounds):
-        for i in range(len(names)):
-            name = names[(round_ + i) % len(names)]
+
+    def run(impl):
+        def step() -> None:
             x.grad = None
-            start = time.perf_counter()
-            if name == "copy":
-                dst.copy_(src)
-            else:
-                impls[name](x, grad)
-            if round_ >= warmup:
-                times[name].append(time.perf_counter() - start)
+            impl(x, grad)
+
+        return step
+
+    runs = {name: run(impl) for name, impl in impls.items()}
+    runs["copy"] = lambda: dst.copy_(src)
+    times = interleaved_times(runs, rounds, warmup).wall
     nbytes = x.numel() * x.element_size()
     copy = times["copy"]
+    floor = [c * PASSES / 2 for c in copy]  # a copy moves 2 tensors' bytes
     rows = {}
     for name in impls:
-        t = times[name]
-        floor = [c * PASSES / 2 for c in copy]  # a copy moves 2 tensors' bytes
-        rows[name] = {
-            "median_ms": statistics.median(t) * 1e3,
-            "min_ms": min(t) * 1e3,
-            "x_floor": statistics.median(a / f for a, f in zip(t, floor, strict=True)),
-            "samples_ms": [v * 1e3 for v in t],
-        }
-    ours = times["h2learn"]
-    for name in impls:
-        pairs = zip(times[name], ours, strict=True)
-        rows[name]["ratio_to_h2learn"] = statistics.median(a / b for a, b in pairs)
+        rows[name] = timing_row(times[name], times["h2learn"])
+        rows[name]["x_floor"] = paired_ratio(times[name], floor)
     bandwidth = statistics.median(2 * nbytes / c for c in copy) / 1e9
     floor_ms = statistics.median(copy) * PASSES / 2 * 1e3
     return {"elements": x.numel(), "copy_gb_s": bandwidth, "floor_ms": floor_ms, "rows": rows}

@@ -51,7 +51,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers  # noqa: E402
-from measure import memory_events, peak_allocated_mb, run_json_child  # noqa: E402
+from measure import (  # noqa: E402
+    interleaved_times,
+    memory_events,
+    paired_ratio,
+    peak_allocated_mb,
+    run_json_child,
+)
 
 from h2learn.baselines.cpu.rates import cpu_name  # noqa: E402
 from h2learn.snn.allocator import reuse_freed_memory  # noqa: E402
@@ -422,25 +428,18 @@ def main(argv=None) -> int:
     eq = equivalence(args, names, x[:8], y[:8])
     rates0 = {impl.name: impl.rates(x) for impl in impls}
 
-    steps = {impl.name: make_step(impl) for impl in impls}
+    runs = {impl.name: (lambda step=make_step(impl): step(x, y)) for impl in impls}
     mm_flops, mm_run = mm_rate()
-    times: dict[str, list[float]] = {impl.name: [] for impl in impls}
-    cpu_times: dict[str, list[float]] = {impl.name: [] for impl in impls}
     mm_times: list[float] = []
-    load_before = load_average()
-    for round_ in range(args.warmup + args.steps):
-        # Round-robin, starting one implementation later each round.
-        for i in range(len(impls)):
-            impl = impls[(round_ + i) % len(impls)]
-            start, cpu_start = time.perf_counter(), time.process_time()
-            steps[impl.name](x, y)
-            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-            if round_ >= args.warmup:
-                times[impl.name].append(elapsed)
-                cpu_times[impl.name].append(cpu)
+
+    def time_mm(kept: bool) -> None:  # the matmul rate under the same load, every round
         elapsed = mm_run()
-        if round_ >= args.warmup:
+        if kept:
             mm_times.append(elapsed)
+
+    load_before = load_average()
+    measured = interleaved_times(runs, args.steps, args.warmup, after_round=time_mm)
+    times, cpu_times = measured.wall, measured.cpu
     load_after = load_average()
     rates1 = {impl.name: impl.rates(x) for impl in impls}
 
@@ -453,10 +452,6 @@ def main(argv=None) -> int:
     floor_s = flops["total"] / rate
     floors = [flops["total"] * t / mm_flops for t in mm_times]  # each round's floor
     ours = impls[0].name
-
-    def paired(a: list[float], b: list[float]) -> float:
-        """Median over rounds of a[r] / b[r]: the rounds share the machine's load."""
-        return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
     width = max(len(impl.name) for impl in impls) + 2
     print()
@@ -481,10 +476,10 @@ def main(argv=None) -> int:
             "step_ms_all": [t * 1e3 for t in times[name]],
             "cpu_ms_median": statistics.median(cpu_times[name]) * 1e3,
             "cpu_ms_all": [t * 1e3 for t in cpu_times[name]],
-            "speedup_of_ours": paired(times[name], times[ours]),
+            "speedup_of_ours": paired_ratio(times[name], times[ours]),
             "speedup_of_ours_from_medians": statistics.median(ts) / statistics.median(times[ours]),
             "speedup_of_ours_from_minima": ts[0] / min(times[ours]),
-            "speedup_of_ours_cpu_time": paired(cpu_times[name], cpu_times[ours]),
+            "speedup_of_ours_cpu_time": paired_ratio(cpu_times[name], cpu_times[ours]),
             "peak_alloc_mb": peak,
             "ours_over_this_memory": (ours_peak / peak) if peak and ours_peak else None,
             "rss_first_step_mb": mem.get("rss_first_step_mb"),
@@ -495,7 +490,7 @@ def main(argv=None) -> int:
                 else None
             ),
             "memory_run": mem,
-            "over_floor": paired(times[name], floors),
+            "over_floor": paired_ratio(times[name], floors),
             "firing_rates_start": rates0[name],
             "firing_rates_end": rates1[name],
             "float64_check_vs_ours": eq[name],

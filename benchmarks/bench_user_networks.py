@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -38,7 +36,14 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import user_networks as nets  # noqa: E402
-from measure import memory_events, peak_allocated_mb, run_json_child, write_outputs  # noqa: E402
+from measure import (  # noqa: E402
+    interleaved_times,
+    memory_events,
+    peak_allocated_mb,
+    run_json_child,
+    timing_row,
+    write_outputs,
+)
 
 from h2learn.snn.allocator import reuse_freed_memory  # noqa: E402
 from h2learn.snn.kernels import kernels_available  # noqa: E402
@@ -94,26 +99,9 @@ def equivalence(name: str, keys: list[str], steps: int, x, y) -> dict[str, float
 
 def time_network(name: str, keys: list[str], args, x, y) -> dict[str, dict]:
     impls = [nets.build(key, name, args.time_steps, args.seed) for key in keys]
-    steps = [make_step(impl) for impl in impls]
-    times: dict[str, list[float]] = {impl.name: [] for impl in impls}
-    for round_ in range(args.warmup + args.rounds):
-        for i in range(len(impls)):
-            j = (round_ + i) % len(impls)
-            start = time.perf_counter()
-            steps[j](x, y)
-            if round_ >= args.warmup:
-                times[impls[j].name].append(time.perf_counter() - start)
-    ours = times["h2learn"]
-    rows = {}
-    for impl in impls:
-        t = times[impl.name]
-        rows[impl.name] = {
-            "median_ms": statistics.median(t) * 1e3,
-            "min_ms": min(t) * 1e3,
-            "ratio_to_h2learn": statistics.median(a / b for a, b in zip(t, ours, strict=True)),
-            "samples_ms": [v * 1e3 for v in t],
-        }
-    return rows
+    runs = {impl.name: (lambda step=make_step(impl): step(x, y)) for impl in impls}
+    times = interleaved_times(runs, args.rounds, args.warmup).wall
+    return {impl.name: timing_row(times[impl.name], times["h2learn"]) for impl in impls}
 
 
 def memory_child(args) -> dict:

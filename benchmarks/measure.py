@@ -1,20 +1,79 @@
-"""Measuring helpers shared by the benchmark scripts (peak step memory, child runs, output).
+"""Measuring helpers shared by the benchmark scripts (timing, peak step memory, child runs,
+output).
 
-Each benchmark measures memory in a fresh subprocess of itself and prints one
-JSON line there; :func:`run_json_child` runs it and reads that line, and
-:func:`memory_events` and :func:`peak_allocated_mb` are the measurement the child makes.
+Timing: :func:`interleaved_times` runs every implementation once per round,
+round-robin and starting one later each round, so that all of them share the
+machine's load; :func:`paired_ratio` compares two of them round by round and
+:func:`timing_row` summarises one.  Memory: each benchmark measures it in a
+fresh subprocess of itself and prints one JSON line there; :func:`run_json_child`
+runs it and reads that line, and :func:`memory_events` and
+:func:`peak_allocated_mb` are the measurement the child makes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+@dataclass
+class Times:
+    """Seconds per round of each implementation: wall clock and this process's CPU time."""
+
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+
+def interleaved_times(
+    runs: Mapping[str, Callable[[], object]],
+    rounds: int,
+    warmup: int,
+    after_round: Callable[[bool], None] | None = None,
+) -> Times:
+    """Time each of ``runs`` once per round, round-robin, starting one later each round.
+
+    The first ``warmup`` rounds are run and discarded.  ``after_round(kept)``
+    runs after every round (``kept``: whether the round counts), e.g. to time
+    a reference kernel under the same load.
+    """
+    names = list(runs)
+    times = Times({n: [] for n in names}, {n: [] for n in names})
+    for round_ in range(warmup + rounds):
+        kept = round_ >= warmup
+        for i in range(len(names)):
+            name = names[(round_ + i) % len(names)]
+            start, cpu_start = time.perf_counter(), time.process_time()
+            runs[name]()
+            if kept:
+                times.wall[name].append(time.perf_counter() - start)
+                times.cpu[name].append(time.process_time() - cpu_start)
+        if after_round is not None:
+            after_round(kept)
+    return times
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float:
+    """Median over rounds of ``a[r] / b[r]``: the rounds share the machine's load."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
+
+
+def timing_row(times: Sequence[float], ours: Sequence[float]) -> dict[str, Any]:
+    """Median and minimum (ms), the paired ratio to ours and every sample of one implementation."""
+    return {
+        "median_ms": statistics.median(times) * 1e3,
+        "min_ms": min(times) * 1e3,
+        "ratio_to_h2learn": paired_ratio(times, ours),
+        "samples_ms": [v * 1e3 for v in times],
+    }
 
 
 def memory_events(run_step: Callable[[], object]) -> list[dict[str, Any]]:

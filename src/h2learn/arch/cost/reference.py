@@ -152,13 +152,19 @@ def interpolate_node(node_nm: int, factor_at: Callable[[int], float]) -> float:
     return high * (low / high) ** weight
 
 
+def _require_row(node_nm: int) -> None:
+    """Refuse, in one line, a node with neither a tabulated nor an interpolated row."""
+    if node_nm not in STILLMAKER_AREA_FROM_45NM:
+        known = sorted({*STILLMAKER_AREA_FROM_45NM, *INTERPOLATED_NODES_NM}, reverse=True)
+        nodes = ", ".join(map(str, known))
+        raise CostModelError(f"node {node_nm} nm has no scaling row; use one of {nodes}")
+
+
 def stillmaker_energy(node_nm: int, vdd: float) -> float:
     """Relative energy per operation at ``node_nm`` and ``vdd``: ``a*V*V + b*V + c``."""
     if node_nm in INTERPOLATED_NODES_NM:
         return interpolate_node(node_nm, lambda node: stillmaker_energy(node, vdd))
-    if node_nm not in STILLMAKER_ENERGY_POLY_BY_NODE:
-        nodes = ", ".join(map(str, STILLMAKER_ENERGY_POLY_BY_NODE))
-        raise CostModelError(f"node {node_nm} nm has no scaling row; use one of {nodes}")
+    _require_row(node_nm)
     a, b, c = STILLMAKER_ENERGY_POLY_BY_NODE[node_nm]
     return a * vdd * vdd + b * vdd + c
 
@@ -174,9 +180,7 @@ def energy_scale(node_nm: int, vdd: float) -> float:
     """Energy factor from Horowitz's 45 nm / 0.9 V to ``node_nm`` at ``vdd`` (Stillmaker & Baas)."""
     if node_nm in INTERPOLATED_NODES_NM:
         return interpolate_node(node_nm, lambda node: energy_scale(node, vdd))
-    if node_nm not in STILLMAKER_ENERGY_POLY_BY_NODE:
-        nodes = ", ".join(map(str, STILLMAKER_ENERGY_POLY_BY_NODE))
-        raise CostModelError(f"node {node_nm} nm has no scaling row; use one of {nodes}")
+    _require_row(node_nm)
     a, b, c = STILLMAKER_ENERGY_POLY[energy_row(node_nm)]
     a0, b0, c0 = STILLMAKER_ENERGY_POLY[SOURCE_ENERGY_ROW]
     target = a * vdd * vdd + b * vdd + c
@@ -190,7 +194,5 @@ def area_scale(node_nm: int) -> float:
     """Area factor from 45 nm to ``node_nm`` (Stillmaker & Baas 2017)."""
     if node_nm in INTERPOLATED_NODES_NM:
         return interpolate_node(node_nm, area_scale)
-    if node_nm not in STILLMAKER_AREA_FROM_45NM:
-        nodes = ", ".join(map(str, STILLMAKER_AREA_FROM_45NM))
-        raise CostModelError(f"node {node_nm} nm has no scaling row; use one of {nodes}")
+    _require_row(node_nm)
     return STILLMAKER_AREA_FROM_45NM[node_nm]
