@@ -1,0 +1,1 @@
+"""Tests of :mod:`h2learn.network`."""
