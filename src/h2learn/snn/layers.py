@@ -93,11 +93,29 @@ def repeat_time(x: torch.Tensor, steps: int) -> torch.Tensor:
     return x.unsqueeze(0).expand(steps, *x.shape)
 
 
+def autocast_operands(
+    spikes: torch.Tensor, weight: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Under autocast, both operands in its dtype, as ``F.linear``/``F.conv2d`` would take them.
+
+    A custom autograd function is not autocast by itself: without this, a
+    float16 or bfloat16 gradient would meet a float32 weight in the backward
+    pass.  The weight's gradient comes back in the autocast dtype and autograd
+    casts it to the parameter's, as for PyTorch's own layers.
+    """
+    device = spikes.device.type
+    if not torch.is_autocast_enabled(device):
+        return spikes, weight
+    dtype = torch.get_autocast_dtype(device)
+    return spikes.to(dtype), weight.to(dtype)
+
+
 class _SpikeLinear(torch.autograd.Function):
     """``spikes @ W^T`` keeping the binary spikes as bool for the weight gradient."""
 
     @staticmethod
     def forward(ctx, spikes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        spikes, weight = autocast_operands(spikes, weight)
         ctx.save_for_backward(spikes.to(torch.bool), weight)
         ctx.dtype = spikes.dtype
         return spikes @ weight.t()
@@ -117,6 +135,7 @@ class _SpikeConv2d(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spikes, weight, stride: int, padding: int):  # type: ignore[override]
+        spikes, weight = autocast_operands(spikes, weight)
         ctx.save_for_backward(spikes.to(torch.bool), weight)
         ctx.conf = (spikes.dtype, stride, padding)
         return F.conv2d(spikes, weight, None, stride, padding)
@@ -385,6 +404,8 @@ class WeightedBlock(nn.Module):
     def _fuses(self, x: torch.Tensor) -> bool:
         """Whether (batch norm and) firing run fused (:mod:`h2learn.snn.norm_fire`)."""
         if self.neuron is None or not torch.is_grad_enabled():
+            return False
+        if torch.is_autocast_enabled(x.device.type):  # the kernels take float32/float64 only
             return False
         dim = 4 if self.spec.kind == "conv" else 2
         if x.dim() != dim + 1:

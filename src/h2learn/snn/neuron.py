@@ -312,8 +312,22 @@ def lif(x: torch.Tensor, params: LIFParams = LIFParams(), *, steps: int | None =
     _check_input(x, steps)
     if steps is None and x.shape[0] > 1 and x.stride(0) == 0:
         # one current repeated over time (an expanded view): read it once per step
-        return mark_spikes(_LIFFunction.apply(x[0], params, x.shape[0]))
-    return mark_spikes(_LIFFunction.apply(x, params, steps))
+        return mark_spikes(_LIFFunction.apply(_membrane_precision(x[0]), params, x.shape[0]))
+    return mark_spikes(_LIFFunction.apply(_membrane_precision(x), params, steps))
+
+
+def _membrane_precision(x: torch.Tensor) -> torch.Tensor:
+    """Under autocast, 16-bit currents in float32: the membrane recurrence runs in float32.
+
+    [ours] Autocast leaves element-wise ops in their input's dtype; over ``T``
+    steps a float16/bfloat16 membrane potential flips threshold crossings
+    (bfloat16 keeps 8 significand bits), so the neuron, like the reductions
+    autocast keeps in float32, gets float32 (and the fused kernel).  Outside
+    autocast a 16-bit input stays 16-bit, as a ``.half()`` model expects.
+    """
+    if x.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(x.device.type):
+        return x.float()
+    return x
 
 
 class LIF(nn.Module):
