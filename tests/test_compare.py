@@ -119,7 +119,7 @@ def test_the_synthesized_cost_table_replaces_the_rtl_covered_prices():
     with pytest.raises(ConfigError, match="float16, bfloat16 or float32"):
         compare_designs(spec, set_field(wide, "cost_table", "synthesized"))
     check_cost_table(wide)  # published is always priced
-    for fmt in ("fixed16.16", "float16"):
+    for fmt in ("fixed8.8", "float16"):
         plain = set_field(default_config(), "datapath_format", fmt)
         synthesized = set_field(plain, "cost_table", "synthesized")
         check_cost_table(synthesized)
