@@ -10,51 +10,7 @@ identity checks hold whichever path imported them), and ``h2learn.spec``
 stays the stable import path.
 """
 
-from h2learn.network.layers import (
-    INPUT_KINDS,
-    RUN_FIELDS,
-    STBP_LIF,
-    WEIGHTED_KINDS,
-    AnyNetwork,
-    LayerKind,
-    LayerSpec,
-    LIFParams,
-    NetworkSpec,
-    SpecError,
-    Workload,
-)
-from h2learn.network.sketch import FC, Conv, Flatten, LayerSketch, Pool, expand
-from h2learn.network.zoo import (
-    LIF_FIELDS,
-    OVERRIDABLE,
-    READOUTS,
-    ZOO,
-    build_spec,
-    model_names,
-)
+from h2learn import network as _network
+from h2learn.network import *  # noqa: F403  (the names listed in network.__all__)
 
-__all__ = [
-    "FC",
-    "INPUT_KINDS",
-    "LIF_FIELDS",
-    "OVERRIDABLE",
-    "READOUTS",
-    "RUN_FIELDS",
-    "STBP_LIF",
-    "WEIGHTED_KINDS",
-    "ZOO",
-    "AnyNetwork",
-    "Conv",
-    "Flatten",
-    "LIFParams",
-    "LayerKind",
-    "LayerSketch",
-    "LayerSpec",
-    "NetworkSpec",
-    "Pool",
-    "SpecError",
-    "Workload",
-    "build_spec",
-    "expand",
-    "model_names",
-]
+__all__ = list(_network.__all__)

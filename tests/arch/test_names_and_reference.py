@@ -86,6 +86,14 @@ def test_28nm_is_interpolated_between_the_32_and_20nm_rows():
     assert factor == pytest.approx(energy_scale(28, 0.8), rel=1e-12)
 
 
+def test_the_config_accepts_exactly_the_nodes_with_scaling_factors():
+    """config.py keeps its own node list (importing the cost package from it would cycle)."""
+    from h2learn.arch.config import SUPPORTED_NODES_NM
+    from h2learn.arch.cost.reference import INTERPOLATED_NODES_NM
+
+    assert set(SUPPORTED_NODES_NM) == {*STILLMAKER_AREA_FROM_45NM, *INTERPOLATED_NODES_NM}
+
+
 def test_stated_densities_apply_to_every_layer():
     spec = build_spec("cifar-vgg")
     resolved = resolve_densities(spec, STATED_DENSITIES)

@@ -23,9 +23,10 @@ from h2learn.arch.engines import (
 )
 from h2learn.arch.engines.common import sequential_matmul
 from h2learn.arch.numerics import NumberFormat, parse_format, quantize
-from h2learn.rtl.datapath import RtlFormat, is_float, rtl_format
+from h2learn.rtl.datapath import RtlFormat, is_float, rtl_format, stored_words
+from h2learn.rtl.floating import word_class
 from h2learn.rtl.lif_backward import lif_backward_commands
-from h2learn.rtl.lif_unit import lif_commands, lif_constants, stored_words
+from h2learn.rtl.lif_unit import lif_commands, lif_constants
 from h2learn.rtl.pe_backward import backward_commands
 from h2learn.rtl.pe_forward import forward_commands
 from h2learn.rtl.pe_update import update_commands
@@ -97,23 +98,12 @@ def canonical(word: int, fmt: RtlFormat) -> int:
     """Every NaN word as one value: IEEE leaves payloads open, and torch and the RTL differ."""
     if not is_float(fmt):
         return word
-    magnitude = word & ((1 << (fmt.width - 1)) - 1)
-    return -1 if magnitude > fmt.exp_all_ones << fmt.man_bits else word
+    return -1 if word_class(word, fmt) == "nan" else word
 
 
 def float_classes(words: list[int], fmt: RtlFormat) -> Counter:
     """How many words are zeros, subnormals, normals, infinities and NaNs."""
-    classes: Counter = Counter()
-    for word in words:
-        exponent = (word >> fmt.man_bits) & fmt.exp_all_ones
-        fraction = word & ((1 << fmt.man_bits) - 1)
-        if exponent == 0:
-            classes["zero" if fraction == 0 else "subnormal"] += 1
-        elif exponent == fmt.exp_all_ones:
-            classes["nan" if fraction else "inf"] += 1
-        else:
-            classes["normal"] += 1
-    return classes
+    return Counter(word_class(word, fmt) for word in words)
 
 
 def _fc(fan_in: int, out: int) -> LayerSpec:

@@ -33,6 +33,7 @@ from h2learn.rtl.floating import (
     from_bits,
     negate,
     to_bits,
+    word_class,
 )
 from h2learn.rtl.simulate import run_stream
 from h2learn.rtl.synth import synthesize, yosys_available
@@ -285,7 +286,7 @@ def reference(unit: str, fmt: FloatFormat, a: list[int], b: list[int]) -> list[i
 
 
 def is_nan(word: int, fmt: FloatFormat) -> bool:
-    return word & ((1 << (fmt.width - 1)) - 1) > fmt.exp_all_ones << fmt.man_bits
+    return word_class(word, fmt) == "nan"
 
 
 def same(got: int, want: int, fmt: FloatFormat) -> bool:

@@ -55,6 +55,30 @@ def _run(pe, batch):
     return result
 
 
+LUT_KEYS = (
+    "table_build_adds",
+    "table_entries_written",
+    "lookups",
+    "zero_pattern_lookups",
+    "lookups_skipped",
+    "accumulations",
+    "output_writes",
+)
+MAC_KEYS = (
+    "macs_done",
+    "macs_dense",
+    "macs_skipped_input",
+    "macs_skipped_output",
+    "output_writes",
+)
+
+
+def _assert_counts_equal(result, batch, keys: tuple[str, ...]) -> None:
+    """The PE's hardware counters equal the engine's summed counts, key by key."""
+    for key in keys:
+        assert result.counters[key] == batch.counts[key], key
+
+
 def _saturated(batch, fmt_text: str) -> int:
     fmt = rtl_format(fmt_text)
     return sum(row[0] in (fmt.int_min, fmt.int_max) for row in batch.expected)
@@ -86,16 +110,7 @@ def test_forward_lut_pe_matches_engine(k: int, fmt: str, skip: bool) -> None:
     batch = forward_batch(k, fmt, tables, skip, seed=k)
     result = _run(forward_pe(k, rtl_format(fmt), tables, skip, counters=True), batch)
     c, e = result.counters, batch.counts
-    for key in (
-        "table_build_adds",
-        "table_entries_written",
-        "lookups",
-        "zero_pattern_lookups",
-        "lookups_skipped",
-        "accumulations",
-        "output_writes",
-    ):
-        assert c[key] == e[key], key
+    _assert_counts_equal(result, batch, LUT_KEYS)
     assert c["operand_reads"] == e["weight_reads"]
     assert e["zero_pattern_lookups"] > 0 and e["table_build_adds"] > 0
     _check_extremes(batch, fmt)
@@ -116,17 +131,7 @@ def test_update_lut_pe_matches_engine(k: int, fmt: str, block: int, skip: bool) 
     pe = update_pe(k, rtl_format(fmt), tables, block, max_points=16, skip_zero=skip, counters=True)
     result = _run(pe, batch)
     c, e = result.counters, batch.counts
-    for key in (
-        "table_build_adds",
-        "table_entries_written",
-        "lookups",
-        "zero_pattern_lookups",
-        "lookups_skipped",
-        "accumulations",
-        "output_writes",
-        "partial_sum_adds",
-    ):
-        assert c[key] == e[key], key
+    _assert_counts_equal(result, batch, (*LUT_KEYS, "partial_sum_adds"))
     assert c["operand_reads"] == e["grad_reads"]
 
 
@@ -143,15 +148,8 @@ def test_update_lut_pe_matches_engine(k: int, fmt: str, block: int, skip: bool) 
 def test_backward_mac_pe_matches_engine(fmt: str, reference: str) -> None:
     batch = backward_batch(fmt, max_terms=6, seed=20, reference=reference)
     result = _run(MacPE(rtl_format(fmt), max_terms=6, counters=True), batch)
-    c, e = result.counters, batch.counts
-    for key in (
-        "macs_done",
-        "macs_dense",
-        "macs_skipped_input",
-        "macs_skipped_output",
-        "output_writes",
-    ):
-        assert c[key] == e[key], key
+    e = batch.counts
+    _assert_counts_equal(result, batch, MAC_KEYS)
     assert e["macs_skipped_input"] > 0 and e["macs_skipped_output"] > 0
 
 
@@ -173,22 +171,14 @@ def test_backward_mac_pe_matches_engine_on_conv_geometry() -> None:
         pe.counters,
     )
     assert result.outputs == batch.expected
-    for key in (
-        "macs_done",
-        "macs_dense",
-        "macs_skipped_input",
-        "macs_skipped_output",
-        "output_writes",
-    ):
-        assert result.counters[key] == batch.counts[key], key
+    _assert_counts_equal(result, batch, MAC_KEYS)
 
 
 @pytest.mark.parametrize("fmt", ["fixed8.8", "fixed16.16:floor", "float16", "float32"])
 def test_lif_unit_matches_engine(fmt: str) -> None:
     batch = lif_batch(fmt, seed=30)
     result = _run(LifUnit(rtl_format(fmt), counters=True), batch)
-    for key in ("multiplies", "adds", "selects", "compares"):
-        assert result.counters[key] == batch.counts[key], key
+    _assert_counts_equal(result, batch, ("multiplies", "adds", "selects", "compares"))
     assert any(row[1] for row in batch.expected) and any(row[2] for row in batch.expected)
 
 
@@ -206,8 +196,7 @@ def test_lif_backward_unit_matches_engine(fmt: str, height: float, reset: bool) 
     batch = lif_backward_batch(fmt, height, reset, seed=40)
     unit = LifBackwardUnit(rtl_format(fmt), height == 1.0, reset, counters=True)
     result = _run(unit, batch)
-    for key in ("multiplies", "adds", "selects"):
-        assert result.counters[key] == batch.counts[key], key
+    _assert_counts_equal(result, batch, ("multiplies", "adds", "selects"))
     if not is_float(rtl_format(fmt)) and not fmt.endswith("wrap"):
         assert _saturated(batch, fmt) > 0
 

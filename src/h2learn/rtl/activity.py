@@ -24,9 +24,9 @@ from functools import lru_cache
 
 import torch
 
-from h2learn.rtl.datapath import RtlFormat
+from h2learn.rtl.datapath import RtlFormat, stored_words
 from h2learn.rtl.fixed import RtlError
-from h2learn.rtl.lif_unit import LifUnit, lif_commands, lif_constants, stored_words
+from h2learn.rtl.lif_unit import LifUnit, lif_commands, lif_constants
 from h2learn.rtl.pe_backward import MacPE, backward_commands
 from h2learn.rtl.pe_forward import forward_commands, forward_pe
 from h2learn.rtl.pe_lut import CMD_BUILD, LutPE

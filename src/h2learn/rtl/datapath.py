@@ -23,9 +23,10 @@ either kind of format.
 
 from __future__ import annotations
 
+import torch
 from amaranth.hdl import Const, Elaboratable, Module, Shape, Signal, Value, signed, unsigned
 
-from h2learn.arch.numerics import NumberFormat, as_format
+from h2learn.arch.numerics import NumberFormat, as_format, parse_format, quantize, to_fixed_int
 from h2learn.rtl import fixed
 from h2learn.rtl.fixed import FixedFormat, RtlError, clog2
 from h2learn.rtl.floating import (
@@ -35,6 +36,7 @@ from h2learn.rtl.floating import (
     FloatMultiplier,
     float_rtl_format,
     negate,
+    to_bits,
 )
 
 RtlFormat = FixedFormat | FloatFormat
@@ -59,6 +61,25 @@ def is_float(fmt: RtlFormat) -> bool:
 def word_shape(fmt: RtlFormat) -> Shape:
     """The shape of one datapath word: signed stored integers or unsigned bit patterns."""
     return unsigned(fmt.width) if is_float(fmt) else signed(fmt.width)
+
+
+def sum_shape(fmt: RtlFormat, bits: int) -> Shape:
+    """The shape of a sum held in ``bits`` (fixed point, signed) or one word (floating)."""
+    return word_shape(fmt) if is_float(fmt) else signed(bits)
+
+
+def stored_words(values: torch.Tensor, fmt: RtlFormat) -> torch.Tensor:
+    """Datapath words of real values, converted as the engines load them (int64 tensor).
+
+    Fixed point: the stored two's-complement integers; floating formats: the
+    IEEE bit patterns of the values after the engines' own conversion
+    (:func:`~h2learn.arch.numerics.quantize`, whose float64 casts go through
+    float32 as torch's do and whose overflow saturates), so both see one word.
+    """
+    if is_float(fmt):
+        loaded = quantize(values, parse_format(fmt.text))
+        return torch.tensor(to_bits(loaded, fmt), dtype=torch.int64).reshape(values.shape)
+    return to_fixed_int(values, parse_format(fmt.text))
 
 
 def entry_bits(fmt: RtlFormat, k: int) -> int:
@@ -177,7 +198,7 @@ class Accumulator(Elaboratable):
 
     def __init__(self, fmt: RtlFormat, bits: int):
         self.fmt, self.bits = fmt, bits
-        shape = word_shape(fmt) if is_float(fmt) else signed(bits)
+        shape = sum_shape(fmt, bits)
         if is_float(fmt) and bits != fmt.width:
             raise RtlError(f"a {fmt.name} accumulator is {fmt.width} bits wide, not {bits}")
         self.a = Signal(shape)

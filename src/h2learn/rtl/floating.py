@@ -143,6 +143,17 @@ def unpack(bits: Value, fmt: FloatFormat) -> Unpacked:
     )
 
 
+def word_class(word: int, fmt: FloatFormat) -> str:
+    """The class of a bit pattern: ``zero``, ``subnormal``, ``normal``, ``inf`` or ``nan``."""
+    exponent = (word >> fmt.man_bits) & fmt.exp_all_ones
+    fraction = word & ((1 << fmt.man_bits) - 1)
+    if exponent == 0:
+        return "subnormal" if fraction else "zero"
+    if exponent == fmt.exp_all_ones:
+        return "nan" if fraction else "inf"
+    return "normal"
+
+
 def negate(value: Value, fmt: FloatFormat | str) -> Value:
     """``-value``: the bit pattern with its sign bit flipped (``a - b = a + negate(b)``)."""
     width = float_rtl_format(fmt).width

@@ -23,27 +23,11 @@ from __future__ import annotations
 import torch
 from amaranth.hdl import Elaboratable, Module, Mux, Signal
 
-from h2learn.arch.numerics import parse_format, quantize, to_fixed_int
 from h2learn.rtl import datapath as dp
-from h2learn.rtl.datapath import RtlFormat
-from h2learn.rtl.floating import to_bits
+from h2learn.rtl.datapath import RtlFormat, stored_words
 from h2learn.rtl.pe_lut import COUNTER_BITS
 
 LIF_COUNTERS = ("multiplies", "adds", "selects", "compares")
-
-
-def stored_words(values: torch.Tensor, fmt: RtlFormat) -> torch.Tensor:
-    """Datapath words of real values, converted as the engines load them (int64 tensor).
-
-    Fixed point: the stored two's-complement integers; floating formats: the
-    IEEE bit patterns of the values after the engines' own conversion
-    (:func:`~h2learn.arch.numerics.quantize`, whose float64 casts go through
-    float32 as torch's do and whose overflow saturates), so both see one word.
-    """
-    if dp.is_float(fmt):
-        loaded = quantize(values, parse_format(fmt.text))
-        return torch.tensor(to_bits(loaded, fmt), dtype=torch.int64).reshape(values.shape)
-    return to_fixed_int(values, parse_format(fmt.text))
 
 
 def lif_constants(fmt: RtlFormat, alpha: float, v_th: float, window: float) -> dict[str, int]:

@@ -31,7 +31,7 @@ what the engines count, so the two can be compared.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal
 from amaranth.lib.memory import Memory
 
 from h2learn.rtl import datapath as dp
@@ -57,9 +57,8 @@ COUNTER_BITS = 32
 class LutBank(Elaboratable):
     """``tables`` subset-sum tables of ``2**k`` entries: one async read port, one write port."""
 
-    def __init__(self, k: int, tables: int, entry_bits: int, signed_entries: bool = True):
-        self.k, self.tables, self.entry_bits = k, tables, entry_bits
-        self.shape = signed(entry_bits) if signed_entries else entry_bits
+    def __init__(self, k: int, tables: int, shape: Shape):
+        self.k, self.tables, self.shape = k, tables, shape
         self.depth = tables * 2**k
         address_bits = max(1, clog2(self.depth))
         self.read_addr = Signal(address_bits)
@@ -120,7 +119,7 @@ class LutPE(Elaboratable):
         self.out_valid = Signal()
         self.out_data = Signal(dp.word_shape(fmt))
         self.counters = {name: Signal(COUNTER_BITS, name=name) for name in LUT_COUNTERS}
-        self.bank = LutBank(k, tables, self.entry_bits, signed_entries=not dp.is_float(fmt))
+        self.bank = LutBank(k, tables, dp.sum_shape(fmt, self.entry_bits))
         self.adder = Accumulator(fmt, self.acc_bits)
 
     def inputs(self) -> list[Signal]:
@@ -186,7 +185,7 @@ class LutPE(Elaboratable):
         finish = lookup & self.last
         merges = finish if self.merge else 0
         if self.merge:
-            shape = dp.word_shape(self.fmt) if dp.is_float(self.fmt) else signed(self.psum_bits)
+            shape = dp.sum_shape(self.fmt, self.psum_bits)
             psum = Signal(shape, name="psum")
             merged = Signal(shape, name="merged")
             base = Mux(self.psum_first, 0, psum)

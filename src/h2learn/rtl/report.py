@@ -17,7 +17,7 @@ from h2learn.rtl.cost_table import (
     ratio,
     table_from_parts,
 )
-from h2learn.rtl.datapath import is_float, rtl_format
+from h2learn.rtl.datapath import rtl_format
 from h2learn.rtl.fixed import RtlError
 from h2learn.rtl.pe_forward import forward_pe
 from h2learn.rtl.pe_update import update_pe
@@ -104,7 +104,7 @@ def _k_sweep(
 def comparison_markdown(config: HardwareConfig, table: SynthesizedTable) -> str:
     """Published vs synthesized per action and per component, with the ratio and why."""
     published = build_cost_table(config)
-    floating = is_float(rtl_format(config.datapath_format))
+    floating = not config.number_format.is_fixed
     lines = [
         f"# Published vs synthesized cost table ({config.datapath_format}, "
         f"{config.technology_nm} nm, {config.vdd} V)",

@@ -294,14 +294,19 @@ def _dense_array_as_synthesized(
         table.energy[(dense_name, action)] = CostEntry(
             energy.value, energy.units, energy.node_nm, f"as {source_name}: {energy.source}"
         )
-        per_unit = synthesized.area[source_name].value / config.backward_mac_units
         area = synthesized.area[source_name]
         table.area[dense_name] = CostEntry(
-            per_unit * units,
+            _per_mac_unit(synthesized, config, part) * units,
             area.units,
             area.node_nm,
             f"{units} units x the synthesized area per {source_name} unit: {area.source}",
         )
+
+
+def _per_mac_unit(synthesized: SynthesizedTable, config: HardwareConfig, part: Part) -> float:
+    """Synthesized area (mm^2) of one Backward Engine MAC unit's multiplier or adder."""
+    area = synthesized.area[component(Engine.BACKWARD, part)].value
+    return area / config.backward_mac_units
 
 
 def build_cost_table(config: HardwareConfig, mac_array_units: int = 0) -> CostTable:
@@ -354,9 +359,8 @@ def mac_unit_area_mm2(config: HardwareConfig) -> float:
     rf_mm2 = rf_um2 * area_scale(config.technology_nm) * 1e-6
     if config.cost_table == "synthesized":
         synthesized = _synthesized(config)
-        parts = (component(Engine.BACKWARD, p) for p in (Part.MULTIPLIER, Part.ADDER))
-        logic = sum(synthesized.area[name].value for name in parts)
-        return logic / config.backward_mac_units + rf_mm2
+        parts = (Part.MULTIPLIER, Part.ADDER)
+        return sum(_per_mac_unit(synthesized, config, part) for part in parts) + rf_mm2
     _, mult_um2 = multiplier_45nm(fmt)
     _, add_um2 = adder_45nm(fmt)
     return (mult_um2 + add_um2) * area_scale(config.technology_nm) * 1e-6 + rf_mm2
